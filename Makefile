@@ -1,0 +1,101 @@
+# ridelake — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.ridelake-installed
+DATA     ?= data/ncr_ride_bookings.csv
+ROWS     ?= 150000
+SEED     ?= 42
+PARAMS   ?= params/default.yaml
+J        ?=
+SEL      ?=
+ARGS     ?=
+WAREHOUSE ?=
+SOURCE_FILE ?= $(DATA)
+EXTRACTION_DATE ?=
+EXTRACTION_MONTH ?=
+TARGET_DATE ?=
+TESTS    ?= tests
+
+# Options passed to every runner command, built from the variables above.
+RUN_OPTS := --params $(PARAMS) $(if $(J),-j $(J)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE))
+
+.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs lab test test-fast bench report clean clean-warehouse
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@echo "  variables: PARAMS=$(PARAMS) J=<jobs> SEL=<selectors> WAREHOUSE=<path> ROWS=$(ROWS) SEED=$(SEED)"
+
+# The environment: conda when it is on PATH (environment.yml), else a venv with pip (requirements.txt).
+# Rebuilt when the dependency files change; registers the `ridelake` Jupyter kernel inside it.
+$(STAMP): requirements.txt pyproject.toml environment.yml
+	@if [ ! -x "$(PY)" ] || ! "$(PY)" -c 'import sys' 2>/dev/null; then \
+	  rm -rf "$(VENV)"; \
+	  if command -v conda >/dev/null 2>&1; then \
+	    echo ">> creating $(VENV) with conda from environment.yml"; \
+	    conda env create --quiet --prefix "$(VENV)" --file environment.yml; \
+	  else \
+	    echo ">> creating $(VENV) with $(PYTHON) -m venv (no conda on PATH)"; \
+	    $(PYTHON) -m venv "$(VENV)"; \
+	  fi; \
+	fi
+	@echo ">> installing pinned dependencies (requirements.txt) and ridelake (editable)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@$(PY) -m ipykernel install --sys-prefix --name ridelake --display-name "Python (ridelake)" >/dev/null
+	@touch $@
+
+venv: $(STAMP) ## create or refresh the environment (.venv) and its Jupyter kernel
+
+$(DATA): | $(STAMP)
+	@echo ">> $(DATA) is absent: generating $(ROWS) synthetic rows (seed $(SEED)); put a real file there to use it instead"
+	@$(PY) -m ridelake generate --rows $(ROWS) --seed $(SEED) --out $(DATA)
+
+data: $(DATA) ## generate data/ncr_ride_bookings.csv unless a file is already there
+
+init: $(STAMP) ## create the catalog, namespaces and tables (safe to repeat)
+	@$(PY) -m ridelake init $(if $(WAREHOUSE),--warehouse $(WAREHOUSE))
+
+pipeline: $(STAMP) $(DATA) ## set up, generate data if absent, run all notebooks [PARAMS= J= WAREHOUSE=]
+	@$(PY) -m ridelake run $(RUN_OPTS) $(ARGS)
+
+run: $(STAMP) ## run selected notebooks: make run SEL="silver/customer+" [ARGS=--dry-run]
+	@$(PY) -m ridelake run $(RUN_OPTS) $(SEL) $(ARGS)
+
+bronze: $(STAMP) ## load one delivery: make bronze SOURCE_FILE=f.csv EXTRACTION_DATE=2024-12-31 [EXTRACTION_MONTH=]
+	@$(PY) -m ridelake bronze $(RUN_OPTS) --source-file $(SOURCE_FILE) $(if $(EXTRACTION_DATE),--extraction-date $(EXTRACTION_DATE)) $(if $(EXTRACTION_MONTH),--extraction-month $(EXTRACTION_MONTH)) $(ARGS)
+
+silver: $(STAMP) ## rebuild silver [EXTRACTION_MONTH=YYYY-MM]
+	@$(PY) -m ridelake silver $(RUN_OPTS) $(if $(EXTRACTION_MONTH),--extraction-month $(EXTRACTION_MONTH)) $(ARGS)
+
+gold: $(STAMP) ## rebuild gold [TARGET_DATE=YYYY-MM-DD]
+	@$(PY) -m ridelake gold $(RUN_OPTS) $(if $(TARGET_DATE),--target-date $(TARGET_DATE)) $(ARGS)
+
+incremental: $(STAMP) ## bronze for one delivery, silver for its months, then gold: SOURCE_FILE= EXTRACTION_DATE=
+	@$(PY) -m ridelake incremental $(RUN_OPTS) --source-file $(SOURCE_FILE) $(if $(EXTRACTION_DATE),--extraction-date $(EXTRACTION_DATE)) $(ARGS)
+
+backfill: $(STAMP) ## rebuild silver and gold from what bronze holds
+	@$(PY) -m ridelake backfill $(RUN_OPTS) $(ARGS)
+
+runs: $(STAMP) ## list the run records under outputs/runs
+	@$(PY) -m ridelake runs
+
+lab: $(STAMP) ## open JupyterLab on the notebooks (kernel "Python (ridelake)")
+	@$(VENV)/bin/jupyter lab --notebook-dir=. notebooks
+
+test: $(STAMP) ## run the whole test suite (installs everything it needs)
+	@$(PY) -m pytest $(TESTS) $(ARGS)
+
+bench: $(STAMP) ## benchmarks: pipeline wall time and peak memory, generator throughput
+	@$(PY) -m ridelake.bench $(ARGS)
+
+clean-warehouse: ## delete the warehouse's tables and catalog (keeps the folder)
+	@find warehouse -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+
+clean: ## remove the environment, run records and the warehouse contents
+	@rm -rf $(VENV) .pytest_cache
+	@find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	@find warehouse -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

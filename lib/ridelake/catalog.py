@@ -1,0 +1,338 @@
+"""The Iceberg catalog: bootstrap, read and write. All table I/O of ridelake goes through here.
+
+The catalog is a pyiceberg ``SqlCatalog`` named ``ridelake`` (CONTRACT §7). Frames cross this
+boundary in one convention: dates as ``datetime64`` at midnight, times as ``datetime.time``,
+timestamps as UTC ``datetime64``. Writes cast to the table's Arrow schema (microsecond
+timestamps), carry provenance snapshot properties and leave a receipt for the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from ridelake import config
+from ridelake.errors import CatalogError
+from ridelake.schemas import NAMESPACES, TABLES, TableSpec, table_spec
+
+__all__ = [
+    "RECEIPT_ENV",
+    "WriteResult",
+    "get_catalog",
+    "bootstrap",
+    "load_table",
+    "read_table",
+    "to_arrow",
+    "write_table",
+    "replace_rows",
+    "snapshot_id",
+    "eq_filter",
+    "in_filter",
+]
+
+#: Environment variable naming a JSON-lines file where reads and writes are recorded.
+RECEIPT_ENV = "RIDELAKE_RECEIPT_FILE"
+
+_lock = threading.Lock()
+_catalogs: dict[tuple[str, str], Any] = {}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one write did.
+
+    Attributes:
+        table: Iceberg identifier.
+        rows_written: rows in the frame that was written.
+        rows_deleted: rows the write replaced (from the snapshot summary).
+        snapshot_id: the table's snapshot after the write.
+        operation: ``append`` or ``overwrite``.
+    """
+
+    table: str
+    rows_written: int
+    rows_deleted: int
+    snapshot_id: int | None
+    operation: str
+
+
+def _warehouse_uri(location: str) -> str:
+    return Path(location).as_uri() if config.is_local_warehouse(location) else location
+
+
+def get_catalog() -> Any:
+    """Open (once per process and settings) the SQL catalog named by the environment.
+
+    Returns:
+        A pyiceberg ``SqlCatalog``.
+    """
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    uri, location = config.catalog_uri(), config.warehouse_location()
+    key = (uri, location)
+    with _lock:
+        if key not in _catalogs:
+            if config.is_local_warehouse(location):
+                Path(location).mkdir(parents=True, exist_ok=True)
+            fresh = uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):].split("?")[0]).exists()
+            _catalogs[key] = SqlCatalog(
+                config.CATALOG_NAME,
+                uri=uri,
+                warehouse=_warehouse_uri(location),
+                init_catalog_tables="true" if fresh or not uri.startswith("sqlite") else "false",
+            )
+        return _catalogs[key]
+
+
+def bootstrap(tables: Iterable[str] | None = None) -> list[str]:
+    """Create the namespaces and every table that does not exist yet. Safe to repeat.
+
+    Run once before any parallel wave: concurrent creation races in the catalog.
+
+    Args:
+        tables: identifiers to create (default: all of :data:`ridelake.schemas.TABLES`).
+
+    Returns:
+        The identifiers that were created now.
+    """
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    cat = get_catalog()
+    if isinstance(cat, SqlCatalog):
+        cat.create_tables()  # idempotent: CREATE TABLE IF NOT EXISTS for the catalog's own tables
+    existing_ns = {ns[0] for ns in cat.list_namespaces()}
+    for ns in NAMESPACES:
+        if ns not in existing_ns:
+            cat.create_namespace_if_not_exists(ns)
+    created = []
+    for ident in tables or TABLES:
+        spec = table_spec(ident)
+        if cat.table_exists(ident):
+            _check_compatible(spec, cat.load_table(ident))
+            continue
+        cat.create_table_if_not_exists(
+            ident,
+            schema=spec.iceberg_schema(),
+            partition_spec=spec.partition_spec(),
+            properties={"format-version": "2", "comment": spec.doc},
+        )
+        created.append(ident)
+    return created
+
+
+def _check_compatible(spec: TableSpec, table: Any) -> None:
+    have = [f.name for f in table.schema().fields]
+    if have != spec.column_names:
+        raise CatalogError(
+            f"{spec.identifier} exists with columns {have}, expected {spec.column_names}; "
+            "drop the warehouse (make clean-warehouse) or migrate the table"
+        )
+
+
+def load_table(identifier: str) -> Any:
+    """Load a table, bootstrapping the catalog first if the table does not exist.
+
+    Args:
+        identifier: ``<namespace>.<table>``.
+
+    Returns:
+        The pyiceberg ``Table``.
+    """
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    table_spec(identifier)
+    cat = get_catalog()
+    try:
+        return cat.load_table(identifier)
+    except (NoSuchTableError, NoSuchNamespaceError):
+        bootstrap([identifier])
+        return cat.load_table(identifier)
+
+
+def snapshot_id(identifier: str) -> int | None:
+    """The table's current snapshot id (None for a table never written)."""
+    snap = load_table(identifier).current_snapshot()
+    return snap.snapshot_id if snap else None
+
+
+def _receipt(record: dict[str, Any]) -> None:
+    path = os.environ.get(RECEIPT_ENV)
+    if not path:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, default=str) + "\n")
+
+
+def eq_filter(column: str, value: Any) -> Any:
+    """An Iceberg ``column == value`` row filter."""
+    from pyiceberg.expressions import EqualTo
+
+    return EqualTo(column, _literal(value))
+
+
+def in_filter(column: str, values: Iterable[Any]) -> Any:
+    """An Iceberg ``column IN values`` row filter (AlwaysFalse for no values)."""
+    from pyiceberg.expressions import AlwaysFalse, In
+
+    vals = {_literal(v) for v in values}
+    return In(column, vals) if vals else AlwaysFalse()
+
+
+def _literal(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if hasattr(value, "isoformat") and not isinstance(value, str):
+        return value.isoformat()
+    return value
+
+
+def read_table(
+    identifier: str,
+    columns: Sequence[str] | None = None,
+    row_filter: Any = None,
+) -> pd.DataFrame:
+    """Read a table (or some columns and rows of it) into pandas.
+
+    Args:
+        identifier: ``<namespace>.<table>``.
+        columns: the columns to read (default all).
+        row_filter: a pyiceberg expression (see :func:`eq_filter`, :func:`in_filter`).
+
+    Returns:
+        The frame, with dates as ``datetime64`` and timestamps as UTC ``datetime64``.
+    """
+    from pyiceberg.expressions import AlwaysTrue
+
+    table = load_table(identifier)
+    snap = table.current_snapshot()
+    spec = table_spec(identifier)
+    cols = tuple(columns) if columns else tuple(spec.column_names)
+    if snap is None:
+        frame = _empty_frame(spec, cols)
+    else:
+        scan = table.scan(row_filter=row_filter if row_filter is not None else AlwaysTrue(), selected_fields=cols)
+        frame = scan.to_arrow().to_pandas(date_as_object=False)
+    _receipt({"op": "read", "table": identifier, "snapshot_id": snap.snapshot_id if snap else None,
+              "rows": len(frame)})
+    return frame[list(cols)]
+
+
+def _empty_frame(spec: TableSpec, cols: Sequence[str]) -> pd.DataFrame:
+    arrow = spec.arrow_schema()
+    empty = arrow.empty_table().select(list(cols))
+    return empty.to_pandas(date_as_object=False)
+
+
+def to_arrow(identifier: str, frame: pd.DataFrame) -> Any:
+    """Cast a frame to the table's Arrow schema (microsecond timestamps, date32, time64).
+
+    Args:
+        identifier: the target table.
+        frame: must hold every column of the table (extra columns are ignored).
+
+    Returns:
+        A ``pyarrow.Table`` in the table's column order.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    spec = table_spec(identifier)
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    if missing:
+        raise CatalogError(f"{identifier}: frame lacks column(s) {', '.join(missing)}")
+    schema = spec.arrow_schema()
+    arrays = []
+    for fld in schema:
+        series = frame[fld.name]
+        try:
+            arr = pa.array(series, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = pa.array(series.astype(object).where(series.notna(), None), from_pandas=True)
+        if not arr.type.equals(fld.type):
+            if pa.types.is_date(fld.type) and pa.types.is_timestamp(arr.type):
+                arr = pc.cast(arr, pa.timestamp("us", tz=arr.type.tz), safe=False)
+            arr = pc.cast(arr, options=pc.CastOptions(fld.type, allow_time_truncate=True))
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_table(
+    identifier: str,
+    frame: pd.DataFrame,
+    overwrite_filter: Any = None,
+    replace_all: bool = False,
+) -> WriteResult:
+    """Write a frame: append, replace the rows matching a filter, or replace the whole table.
+
+    Each call is one Iceberg commit, carrying the runner's provenance as snapshot properties.
+
+    Args:
+        identifier: the target table.
+        frame: the rows to add (every column of the table).
+        overwrite_filter: delete the rows matching this expression in the same commit.
+        replace_all: replace every row of the table (ignores ``overwrite_filter``).
+
+    Returns:
+        A :class:`WriteResult`.
+    """
+    from pyiceberg.expressions import AlwaysTrue
+
+    table = load_table(identifier)
+    data = to_arrow(identifier, frame)
+    before = table.current_snapshot()
+    props = {"ridelake.table": identifier, **config.run_context()}
+    if replace_all or overwrite_filter is not None:
+        flt = AlwaysTrue() if replace_all else overwrite_filter
+        with warnings.catch_warnings():
+            # replacing rows that are not there yet (a first load) is fine
+            warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+            table.overwrite(data, overwrite_filter=flt, snapshot_properties=props)
+        op = "overwrite"
+    else:
+        table.append(data, snapshot_properties=props)
+        op = "append"
+    table = table.refresh()
+    snap = table.current_snapshot()
+    deleted = _deleted_since(table, before.snapshot_id if before else None)
+    result = WriteResult(identifier, len(frame), deleted, snap.snapshot_id if snap else None, op)
+    _receipt({"op": "write", **asdict(result)})
+    return result
+
+
+def _deleted_since(table: Any, before: int | None) -> int:
+    """Rows removed by the snapshots after ``before`` (an overwrite commits a delete and an append)."""
+    total = 0
+    snap = table.current_snapshot()
+    while snap is not None and snap.snapshot_id != before:
+        summary = snap.summary.additional_properties if snap.summary else {}
+        total += int(summary.get("deleted-records", 0) or 0)
+        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
+    return total
+
+
+def replace_rows(identifier: str, frame: pd.DataFrame, where: dict[str, Any]) -> WriteResult:
+    """Replace the rows matching every ``column: value(s)`` condition with ``frame``, in one commit.
+
+    Args:
+        identifier: the target table.
+        frame: the new rows.
+        where: column to a value or a collection of values (IN); an empty collection matches nothing.
+
+    Returns:
+        A :class:`WriteResult`.
+    """
+    from pyiceberg.expressions import And, AlwaysTrue
+
+    expr: Any = AlwaysTrue()
+    for column, value in where.items():
+        part = in_filter(column, value) if isinstance(value, (list, tuple, set, frozenset)) else eq_filter(column, value)
+        expr = part if isinstance(expr, AlwaysTrue) else And(expr, part)
+    return write_table(identifier, frame, overwrite_filter=expr)
