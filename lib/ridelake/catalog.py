@@ -179,11 +179,18 @@ def eq_filter(column: str, value: Any) -> Any:
 
 
 def in_filter(column: str, values: Iterable[Any]) -> Any:
-    """An Iceberg ``column IN values`` row filter (AlwaysFalse for no values)."""
-    from pyiceberg.expressions import AlwaysFalse, In
+    """An Iceberg ``column IN values`` row filter; a None among the values also matches nulls.
 
-    vals = {_literal(v) for v in values}
-    return In(column, vals) if vals else AlwaysFalse()
+    An empty collection matches nothing.
+    """
+    from pyiceberg.expressions import AlwaysFalse, In, IsNull, Or
+
+    values = list(values)
+    vals = {_literal(v) for v in values if v is not None}
+    expr: Any = In(column, vals) if vals else AlwaysFalse()
+    if any(v is None for v in values):
+        expr = IsNull(column) if isinstance(expr, AlwaysFalse) else Or(expr, IsNull(column))
+    return expr
 
 
 def _literal(value: Any) -> Any:

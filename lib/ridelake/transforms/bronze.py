@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ridelake.errors import SourceError
+from ridelake.errors import CheckError, SourceError
 from ridelake.schemas import STATUSES
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "clean_text",
     "prepare_delivery",
     "write_scope",
+    "rejected_scope",
     "customer",
     "vehicle_type",
     "location",
@@ -136,6 +137,21 @@ class PreparedDelivery:
     rows_in_file: int
     out_of_scope: int
     months: list[str] = field(default_factory=list)
+
+    def check_reconciled(self) -> None:
+        """Raise unless file rows = accepted + rejected (+ rows of other months when filtered).
+
+        Raises:
+            CheckError: with the counts.
+        """
+        total = len(self.accepted) + len(self.rejected) + self.out_of_scope
+        if total != self.rows_in_file:
+            raise CheckError(
+                f"reconciliation failed: {self.rows_in_file} data rows in the file but "
+                f"{len(self.accepted)} accepted + {len(self.rejected)} rejected + {self.out_of_scope} "
+                f"of other months = {total}",
+                table="bronze.rejected_row",
+            )
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -272,6 +288,24 @@ def prepare_delivery(
         out_of_scope=int((~in_scope).sum()),
         months=sorted(covered),
     )
+
+
+def rejected_scope(source_file: str, extraction_month: str | None) -> dict[str, Any]:
+    """The ``bronze.rejected_row`` rows a load replaces.
+
+    A whole-file load replaces every rejected row of the file; a one-month load replaces that
+    month's and the rows whose month could not be read (they are rejected again by every load).
+
+    Args:
+        source_file: base name of the delivery.
+        extraction_month: the load's month filter, or None.
+
+    Returns:
+        A ``where`` mapping for :func:`ridelake.catalog.replace_rows`.
+    """
+    if extraction_month is None:
+        return {"source_file": source_file}
+    return {"source_file": source_file, "extraction_month": [extraction_month, None]}
 
 
 def write_scope(source_file: str, months: Sequence[str]) -> dict[str, Any]:
