@@ -1,0 +1,509 @@
+"""Silver transforms: winners, stable dimensions and the fact tables (CONTRACT §4).
+
+Every function is pure: it takes bronze frames, the silver table as it stands (``existing``,
+possibly empty) and the refresh time ``now``, and returns the silver table as it will be after
+the write. The notebooks read and write; nothing here does I/O.
+
+Conventions (see :mod:`ridelake.catalog`): dates are ``datetime64`` at midnight, times are
+``datetime.time`` objects, audit timestamps are UTC ``datetime64[us, UTC]``. Output frames have
+exactly the columns of the table's spec (:func:`ridelake.schemas.table_spec`), in that order,
+sorted by the table's key.
+
+Decisions the contract leaves open (documented here, tested in ``tests/test_silver.py``):
+
+* Ties on the full winner key (``extraction_date``, ``source_file``, ``source_row``) cannot occur
+  in bronze; ``extraction_month`` is used as a last tie-breaker so the choice stays deterministic.
+* New dimension ids start after the largest id of the *whole* existing table, including names
+  that are no longer present, so an id is never reused for another name.
+* New ``cancellation_id`` / ``incompleted_id`` values likewise start after the largest existing
+  id. With ``extraction_month`` only the rows of that month are (re)numbered.
+* ``created_at`` of a fact row is taken from any existing row with the same ``booking_id``
+  (whatever its month), so a booking keeps its creation time if its winning row moves month.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ridelake.schemas import table_spec
+
+__all__ = [
+    "WINNER_KEY",
+    "FACT_NAMES",
+    "empty",
+    "utc_now",
+    "winners",
+    "winning_rows",
+    "build_dimension",
+    "build_customer",
+    "build_booking",
+    "build_ride",
+    "build_cancelled_ride",
+    "build_incompleted_ride",
+    "month_slice",
+    "conform",
+]
+
+#: The winner rule's ordering (CONTRACT §4): the greatest tuple wins.
+WINNER_KEY: tuple[str, ...] = ("extraction_date", "source_file", "source_row")
+
+#: silver.booking id column -> (dimension table, bronze.booking name column).
+FACT_NAMES: dict[str, tuple[str, str]] = {
+    "vehicle_type_id": ("silver.vehicle_type", "vehicle_type"),
+    "pickup_location_id": ("silver.location", "pickup_location"),
+    "drop_location_id": ("silver.location", "drop_location"),
+    "booking_status_id": ("silver.booking_status", "booking_status"),
+    "payment_method_id": ("silver.payment_method", "payment_method"),
+}
+
+_TS = "datetime64[us, UTC]"
+_DAY = "datetime64[us]"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def utc_now(now: pd.Timestamp | str | None = None) -> pd.Timestamp:
+    """Normalise a refresh time to a UTC, microsecond-precision timestamp.
+
+    Args:
+        now: a timestamp (naive means UTC), an ISO string, or None for the current time.
+
+    Returns:
+        A tz-aware UTC :class:`pandas.Timestamp` truncated to microseconds.
+    """
+    ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.floor("us")
+
+
+def _day(values: pd.Series) -> pd.Series:
+    """Dates (date objects, strings or datetime64 of any unit) as ``datetime64[us]`` at midnight."""
+    out = pd.to_datetime(values)
+    if isinstance(out.dtype, pd.DatetimeTZDtype):
+        out = out.dt.tz_localize(None)
+    return out.dt.normalize().astype(_DAY)
+
+
+def _ts(values: pd.Series) -> pd.Series:
+    """Timestamps as ``datetime64[us, UTC]`` (naive values are taken as UTC)."""
+    return pd.to_datetime(values, utc=True).astype(_TS)
+
+
+def _pandas_dtype(kind: str, nullable: bool) -> str | None:
+    return {
+        "int": "Int32" if nullable else "int32",
+        "long": "Int64" if nullable else "int64",
+        "double": "float64",
+        "string": "str",
+    }.get(kind)
+
+
+def conform(frame: pd.DataFrame, identifier: str) -> pd.DataFrame:
+    """Select a table's columns in spec order and give them the ridelake in-memory dtypes.
+
+    Integer columns become ``int32``/``int64`` (nullable ``Int32``/``Int64`` when they hold
+    nulls or the column is optional), doubles ``float64``, strings ``str``, dates
+    ``datetime64[us]`` at midnight, timestamps ``datetime64[us, UTC]``; times stay
+    ``datetime.time`` objects.
+
+    Args:
+        frame: holds at least every column of the table.
+        identifier: ``<namespace>.<table>``.
+
+    Returns:
+        A new frame with exactly the spec's columns, index reset.
+    """
+    spec = table_spec(identifier)
+    out = pd.DataFrame(index=frame.index)
+    for col in spec.columns:
+        s = frame[col.name]
+        if col.type in ("int", "long"):
+            nullable = s.isna().any() or not col.required
+            dtype = _pandas_dtype(col.type, bool(nullable))
+            s = pd.to_numeric(s).astype(dtype)  # type: ignore[arg-type]
+        elif col.type == "double":
+            s = pd.to_numeric(s).astype("float64")
+        elif col.type == "string":
+            s = s.astype("str")
+        elif col.type == "date":
+            s = _day(s)
+        elif col.type == "timestamptz":
+            s = _ts(s)
+        elif col.type == "time":
+            s = s.astype(object)
+        out[col.name] = s
+    return out.reset_index(drop=True)
+
+
+def empty(identifier: str) -> pd.DataFrame:
+    """An empty frame with a table's columns and in-memory dtypes (a table never written).
+
+    Args:
+        identifier: ``<namespace>.<table>``.
+
+    Returns:
+        A zero-row frame with exactly the spec's columns.
+    """
+    spec = table_spec(identifier)
+    return conform(pd.DataFrame({c: pd.Series([], dtype=object) for c in spec.column_names}), identifier)
+
+
+def _existing(existing: pd.DataFrame | None, identifier: str) -> pd.DataFrame:
+    if existing is None or len(existing) == 0:
+        return empty(identifier)
+    return existing
+
+
+def _created_at(keys: pd.DataFrame, existing: pd.DataFrame, on: list[str], now: pd.Timestamp) -> pd.Series:
+    """``created_at`` per row of ``keys``: the earliest existing value for the same key, else ``now``."""
+    if len(existing) == 0 or len(keys) == 0:
+        return pd.Series(now, index=keys.index, dtype=_TS)
+    left = pd.DataFrame({c: keys[c] for c in on}).reset_index(drop=True)
+    prior = pd.DataFrame({c: existing[c] for c in on}).reset_index(drop=True)
+    for c in on:
+        if pd.api.types.is_datetime64_any_dtype(left[c]):
+            left[c], prior[c] = _day(left[c]), _day(prior[c])
+        elif pd.api.types.is_numeric_dtype(left[c]):
+            left[c] = pd.to_numeric(left[c]).astype("float64")
+            prior[c] = pd.to_numeric(prior[c]).astype("float64")
+        else:
+            left[c], prior[c] = left[c].astype("str"), prior[c].astype("str")
+    prior["created_at"] = _ts(existing["created_at"]).reset_index(drop=True)
+    prior = prior.groupby(on, dropna=False, sort=False)["created_at"].min().reset_index()
+    got = left.merge(prior, on=on, how="left")["created_at"]
+    got.index = keys.index
+    return _ts(got).fillna(now).astype(_TS)
+
+
+def _with_audit(frame: pd.DataFrame, existing: pd.DataFrame, on: list[str], now: pd.Timestamp) -> pd.DataFrame:
+    out = frame.copy()
+    out["created_at"] = _created_at(frame, existing, on, now)
+    out["updated_at"] = pd.Series(now, index=frame.index, dtype=_TS)
+    return out
+
+
+def month_slice(frame: pd.DataFrame, extraction_month: str | None) -> pd.DataFrame:
+    """The rows of a partitioned table that one run writes.
+
+    Args:
+        frame: a silver fact table (with ``extraction_month``).
+        extraction_month: ``YYYY-MM``, or None for every row.
+
+    Returns:
+        The rows of that month (all rows when None), index reset.
+    """
+    if extraction_month is None:
+        return frame.reset_index(drop=True)
+    return frame[frame["extraction_month"] == extraction_month].reset_index(drop=True)
+
+
+def _combine(rebuilt: pd.DataFrame, existing: pd.DataFrame, extraction_month: str | None,
+             identifier: str) -> pd.DataFrame:
+    """Whole table after the write: all ``rebuilt`` rows, or that month's rows beside the others."""
+    spec = table_spec(identifier)
+    if extraction_month is None:
+        out = conform(rebuilt, identifier)
+    else:
+        fresh = conform(month_slice(rebuilt, extraction_month), identifier)
+        kept = existing[existing["extraction_month"] != extraction_month]
+        parts = [p for p in (conform(kept, identifier), fresh) if len(p)]
+        out = conform(pd.concat(parts, ignore_index=True), identifier) if parts else fresh
+    return out.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- winner rule
+
+def _winner_order(keys: pd.DataFrame) -> list[str]:
+    order = ["booking_id", *WINNER_KEY]
+    if "extraction_month" in keys.columns:
+        order.append("extraction_month")
+    return order
+
+
+def winners(keys: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Apply the winner rule: per ``booking_id`` keep the row with the greatest
+    (``extraction_date``, ``source_file``, ``source_row``).
+
+    Args:
+        keys: at least ``booking_id``, ``extraction_date``, ``source_file``, ``source_row``;
+            other columns are kept.
+
+    Returns:
+        ``(winning rows sorted by booking_id with index reset, number of rows dropped)``.
+    """
+    if len(keys) == 0:
+        return keys.reset_index(drop=True), 0
+    order = _winner_order(keys)
+    sortable = pd.DataFrame({c: keys[c] for c in order}, index=keys.index)
+    sortable["extraction_date"] = _day(sortable["extraction_date"])
+    sortable["source_file"] = sortable["source_file"].astype("str")
+    sortable["booking_id"] = sortable["booking_id"].astype("str")
+    ranked = sortable.sort_values(order, kind="stable", na_position="first")
+    last = ~ranked["booking_id"].duplicated(keep="last")
+    index = ranked.index[last.to_numpy()]
+    won = keys.loc[index].reset_index(drop=True)
+    return won, int(len(keys) - len(won))
+
+
+def winning_rows(bronze: pd.DataFrame, booking_keys: pd.DataFrame) -> pd.DataFrame:
+    """Restrict a bronze entity frame to the rows of winning bookings.
+
+    Winners are decided on ``booking_keys`` (every accepted row, i.e. the key columns of
+    ``bronze.booking``), so every silver table agrees: a booking whose winning row has, say, no
+    payment method contributes no ``bronze.payment_method`` row even if a losing row had one.
+
+    Args:
+        bronze: any bronze entity frame (``booking_id``, ``source_file``, ``source_row``,
+            ``extraction_date``, ``extraction_month`` plus its own columns).
+        booking_keys: ``booking_id``, ``extraction_date``, ``source_file``, ``source_row``
+            (and ``extraction_month``) of every accepted row.
+
+    Returns:
+        The rows of ``bronze`` that belong to a winning source row, in their original order,
+        index reset.
+    """
+    on = ["booking_id", *WINNER_KEY]
+    if "extraction_month" in bronze.columns and "extraction_month" in booking_keys.columns:
+        on.append("extraction_month")
+    won, _ = winners(booking_keys[on])
+
+    def norm(frame: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame({c: frame[c] for c in on}).reset_index(drop=True)
+        out["extraction_date"] = _day(out["extraction_date"])
+        for c in ("booking_id", "source_file", "extraction_month"):
+            if c in out.columns:
+                out[c] = out[c].astype("str")
+        out["source_row"] = out["source_row"].astype("int64")
+        return out
+
+    flagged = norm(bronze).merge(norm(won).assign(_won=True), on=on, how="left")
+    mask = flagged["_won"].notna().to_numpy()
+    return bronze[mask].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- dimensions
+
+def build_dimension(names: pd.Series, existing: pd.DataFrame | None, id_column: str,
+                    now: pd.Timestamp) -> pd.DataFrame:
+    """A name dimension with stable ids (CONTRACT §4).
+
+    One row per distinct non-null name. Names already in ``existing`` keep their id and
+    ``created_at``; new names get ``max(existing id) + 1, + 2, ...`` in ascending name order
+    (so a first build numbers them 1..N); names no longer present are dropped; every row's
+    ``updated_at`` is ``now``.
+
+    Args:
+        names: every name seen in bronze (nulls and repeats allowed).
+        existing: the dimension as it stands (``<id_column>``, ``name``, ``created_at``,
+            ``updated_at``); None or empty on the first build.
+        id_column: e.g. ``vehicle_type_id``.
+        now: the refresh time.
+
+    Returns:
+        The dimension, columns ``<id_column>, name, created_at, updated_at``, sorted by id.
+    """
+    now = utc_now(now)
+    current = sorted(set(pd.Series(names).dropna().astype("str").tolist()))
+    frame = pd.DataFrame({"name": pd.Series(current, dtype="str")})
+    prior = existing if existing is not None else pd.DataFrame(columns=[id_column, "name", "created_at"])
+    prior = prior[prior["name"].notna()] if len(prior) else prior
+    ids = pd.to_numeric(prior[id_column]) if len(prior) else pd.Series([], dtype="float64")
+    start = int(ids.max()) if len(ids) and ids.notna().any() else 0
+    if len(prior):
+        lookup = pd.DataFrame({
+            "name": prior["name"].astype("str").reset_index(drop=True),
+            id_column: ids.reset_index(drop=True),
+            "created_at": _ts(prior["created_at"]).reset_index(drop=True),
+        }).drop_duplicates("name")
+        frame = frame.merge(lookup, on="name", how="left")
+    else:
+        frame[id_column] = np.nan
+        frame["created_at"] = pd.Series(pd.NaT, index=frame.index, dtype=_TS)
+    new = frame[id_column].isna().to_numpy()
+    assigned = frame[id_column].to_numpy(dtype="float64", na_value=np.nan).copy()
+    assigned[new] = start + np.arange(1, int(new.sum()) + 1)
+    frame[id_column] = assigned.astype("int32")
+    frame["created_at"] = _ts(frame["created_at"]).fillna(now).astype(_TS)
+    frame["updated_at"] = pd.Series(now, index=frame.index, dtype=_TS)
+    out = frame[[id_column, "name", "created_at", "updated_at"]]
+    return out.sort_values(id_column, kind="stable").reset_index(drop=True)
+
+
+def build_customer(bookings: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp) -> pd.DataFrame:
+    """``silver.customer`` over the winning bookings.
+
+    Args:
+        bookings: winning ``bronze.customer`` rows (``customer_id``, ``booking_date``,
+            ``booking_id``), one per winning booking.
+        existing: ``silver.customer`` as it stands (None or empty on the first build).
+        now: the refresh time.
+
+    Returns:
+        One row per customer: ``first_seen_date``/``last_seen_date`` (min/max booking date),
+        ``total_bookings`` (rows), ``created_at`` kept for known customers, ``updated_at = now``;
+        sorted by ``customer_id``.
+    """
+    now = utc_now(now)
+    prior = _existing(existing, "silver.customer")
+    rows = pd.DataFrame({
+        "customer_id": bookings["customer_id"].astype("str").to_numpy(),
+        "booking_date": _day(bookings["booking_date"]).to_numpy(),
+    })
+    agg = rows.groupby("customer_id", sort=True, dropna=False).agg(
+        first_seen_date=("booking_date", "min"),
+        last_seen_date=("booking_date", "max"),
+        total_bookings=("booking_date", "size"),
+    ).reset_index()
+    out = _with_audit(agg, prior, ["customer_id"], now)
+    return conform(out, "silver.customer").sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- facts
+
+def _lookup(names: pd.Series, dim: pd.DataFrame, id_column: str) -> pd.Series:
+    """Map names to ids; a name missing from ``dim`` (or a null name) gives a null id."""
+    mapping = pd.Series(pd.to_numeric(dim[id_column]).to_numpy(), index=dim["name"].astype("str").to_numpy())
+    mapping = mapping[~mapping.index.duplicated()]
+    ids = names.astype("str").map(mapping).where(names.notna())
+    return pd.to_numeric(ids).astype("Int32")
+
+
+def build_booking(winning: pd.DataFrame, dims: Mapping[str, pd.DataFrame], existing: pd.DataFrame | None,
+                  now: pd.Timestamp, extraction_month: str | None) -> pd.DataFrame:
+    """``silver.booking``: one row per winning booking, names replaced by dimension ids.
+
+    Args:
+        winning: winning ``bronze.booking`` rows.
+        dims: ``{"silver.vehicle_type": ..., "silver.location": ..., "silver.booking_status": ...,
+            "silver.payment_method": ...}``, each with ``<x>_id`` and ``name``.
+        existing: ``silver.booking`` as it stands (None or empty on the first build).
+        now: the refresh time.
+        extraction_month: rebuild only this month (other months' rows are kept exactly as they
+            are), or None to rebuild every winner.
+
+    Returns:
+        The whole table as it will be after the write, sorted by ``booking_id``. A name missing
+        from its dimension leaves a null id, so the declared checks fail loudly; a booking
+        without payment method has a null ``payment_method_id``.
+    """
+    now = utc_now(now)
+    prior = _existing(existing, "silver.booking")
+    rows = winning.reset_index(drop=True)
+    out = pd.DataFrame({
+        "booking_id": rows["booking_id"].astype("str"),
+        "customer_id": rows["customer_id"].astype("str").where(rows["customer_id"].notna()),
+    })
+    for id_column, (dim_table, name_column) in FACT_NAMES.items():
+        dim = dims[dim_table]
+        out[id_column] = _lookup(rows[name_column], dim, _dim_id(dim_table))
+    out["booking_value"] = pd.to_numeric(rows["booking_value"]).astype("float64")
+    out["booking_date"] = _day(rows["booking_date"])
+    out["booking_time"] = rows["booking_time"].astype(object)
+    out["extraction_month"] = rows["extraction_month"].astype("str")
+    if extraction_month is not None:
+        out = month_slice(out, extraction_month)
+    out = _with_audit(out, prior, ["booking_id"], now)
+    return _combine(out, prior, extraction_month, "silver.booking")
+
+
+def _dim_id(dim_table: str) -> str:
+    return f"{dim_table.split('.', 1)[1]}_id"
+
+
+def build_ride(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp,
+               extraction_month: str | None) -> pd.DataFrame:
+    """``silver.ride``: one row per winning booking with status Completed.
+
+    Args:
+        winning: winning ``bronze.ride`` rows.
+        existing: ``silver.ride`` as it stands (None or empty on the first build).
+        now: the refresh time.
+        extraction_month: rebuild only this month, or None for all.
+
+    Returns:
+        The whole table as it will be after the write, sorted by ``booking_id``.
+    """
+    now = utc_now(now)
+    prior = _existing(existing, "silver.ride")
+    out = winning.reset_index(drop=True)
+    if extraction_month is not None:
+        out = month_slice(out, extraction_month)
+    out = conform(_with_audit(out, prior, ["booking_id"], now), "silver.ride")
+    return _combine(out, prior, extraction_month, "silver.ride")
+
+
+def _stable_ids(rows: pd.DataFrame, existing: pd.DataFrame, id_column: str) -> pd.Series:
+    """Keep the id of every booking already in ``existing``; number the others after the max,
+    in ascending (``booking_date``, ``booking_id``) order."""
+    if len(existing):
+        known = pd.DataFrame({
+            "booking_id": existing["booking_id"].astype("str").to_numpy(),
+            id_column: pd.to_numeric(existing[id_column]).to_numpy(),
+        }).groupby("booking_id")[id_column].min()
+        start = int(np.nanmax(known.to_numpy())) if known.notna().any() else 0
+    else:
+        known = pd.Series([], dtype="float64")
+        start = 0
+    ids = rows["booking_id"].astype("str").map(known).astype("float64")
+    new = ids.isna()
+    if new.any():
+        order = pd.DataFrame({
+            "booking_date": _day(rows.loc[new, "booking_date"]),
+            "booking_id": rows.loc[new, "booking_id"].astype("str"),
+        }).sort_values(["booking_date", "booking_id"], kind="stable")
+        ids.loc[order.index] = start + np.arange(1, len(order) + 1)
+    return ids.astype("int64")
+
+
+def _build_numbered(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp,
+                    extraction_month: str | None, identifier: str, id_column: str) -> pd.DataFrame:
+    now = utc_now(now)
+    prior = _existing(existing, identifier)
+    out = winning.reset_index(drop=True)
+    if extraction_month is not None:
+        out = month_slice(out, extraction_month)
+    out = out.copy()
+    out[id_column] = _stable_ids(out, prior, id_column)
+    out = conform(_with_audit(out, prior, ["booking_id"], now), identifier)
+    return _combine(out, prior, extraction_month, identifier)
+
+
+def build_cancelled_ride(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp,
+                         extraction_month: str | None) -> pd.DataFrame:
+    """``silver.cancelled_ride``: winning bookings cancelled by the customer or the driver.
+
+    ``cancellation_id`` is stable: a booking already in ``existing`` keeps its id; new bookings
+    get ``max + 1, ...`` in ascending (``booking_date``, ``booking_id``) order.
+
+    Args:
+        winning: winning ``bronze.cancelled_ride`` rows.
+        existing: ``silver.cancelled_ride`` as it stands (None or empty on the first build).
+        now: the refresh time.
+        extraction_month: rebuild only this month, or None for all.
+
+    Returns:
+        The whole table as it will be after the write, sorted by ``cancellation_id``.
+    """
+    return _build_numbered(winning, existing, now, extraction_month, "silver.cancelled_ride", "cancellation_id")
+
+
+def build_incompleted_ride(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp,
+                           extraction_month: str | None) -> pd.DataFrame:
+    """``silver.incompleted_ride``: winning bookings with status Incomplete.
+
+    ``incompleted_id`` is stable, numbered like ``cancellation_id``
+    (see :func:`build_cancelled_ride`).
+
+    Args:
+        winning: winning ``bronze.incompleted_ride`` rows.
+        existing: ``silver.incompleted_ride`` as it stands (None or empty on the first build).
+        now: the refresh time.
+        extraction_month: rebuild only this month, or None for all.
+
+    Returns:
+        The whole table as it will be after the write, sorted by ``incompleted_id``.
+    """
+    return _build_numbered(winning, existing, now, extraction_month, "silver.incompleted_ride", "incompleted_id")
