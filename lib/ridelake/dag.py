@@ -1,0 +1,328 @@
+"""The pipeline's dependency graph, read from ``notebooks/pipeline.yaml``.
+
+``pipeline.yaml`` is the one declarative description of the DAG: for each notebook
+(``<layer>/<table>``, the file ``notebooks/<layer>/<table>.ipynb``) the datasets it reads and
+writes. Notebook B depends on notebook A when B reads a dataset A writes. The parameters a
+notebook accepts are the names assigned in its cell tagged ``parameters``, found by parsing the
+cell with :mod:`ast` (no kernel needed).
+
+Example:
+    >>> pipe = load_pipeline()                       # doctest: +SKIP
+    >>> pipe.waves()[0]                              # doctest: +SKIP
+    ['bronze/prepare']
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ridelake import config
+from ridelake.errors import ConfigError
+
+__all__ = [
+    "ICEBERG_LAYERS",
+    "NotebookSpec",
+    "Pipeline",
+    "load_pipeline",
+    "notebook_parameters",
+    "layered",
+]
+
+#: A dataset whose name starts with one of these (``bronze.customer``) is an Iceberg table.
+ICEBERG_LAYERS = ("bronze", "silver", "gold")
+
+
+@dataclass(frozen=True)
+class NotebookSpec:
+    """One notebook of the pipeline.
+
+    Attributes:
+        name: ``<layer>/<table>``, e.g. ``silver/customer``.
+        path: absolute path of the ``.ipynb`` file.
+        reads: datasets it reads, as listed in pipeline.yaml.
+        writes: datasets it writes, as listed in pipeline.yaml.
+        parameters: names assigned in its ``parameters`` cell (empty when it has none).
+    """
+
+    name: str
+    path: Path
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()
+
+    @property
+    def layer(self) -> str:
+        """The part of the name before the slash (``silver``)."""
+        return self.name.split("/", 1)[0]
+
+    @property
+    def table(self) -> str | None:
+        """The first Iceberg table it writes (``bronze/prepare`` -> ``bronze.rejected_row``)."""
+        for dataset in self.writes:
+            if dataset.split(".", 1)[0] in ICEBERG_LAYERS and "." in dataset:
+                return dataset
+        return None
+
+
+def notebook_parameters(path: str | Path) -> tuple[str, ...]:
+    """The parameter names a notebook declares in its cell tagged ``parameters``.
+
+    Args:
+        path: the ``.ipynb`` file.
+
+    Returns:
+        The assigned names in the order they appear; empty when no cell is tagged ``parameters``.
+
+    Raises:
+        ConfigError: the file is not a notebook or the cell is not valid Python.
+    """
+    file = Path(path)
+    try:
+        nb = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{file}: cannot read the notebook: {exc}") from None
+    for cell in nb.get("cells", []):
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if cell.get("cell_type") != "code" or "parameters" not in tags:
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        # IPython magics and shell escapes are not Python; they never declare parameters.
+        lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError as exc:
+            raise ConfigError(f"{file}: the parameters cell is not valid Python: {exc}") from None
+        names: list[str] = []
+        for node in tree.body:
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            for target in targets:
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Name) and sub.id not in names:
+                        names.append(sub.id)
+        return tuple(names)
+    return ()
+
+
+def layered(order: Sequence[str], deps: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Group nodes into waves: a node's wave is one past the latest wave of its dependencies.
+
+    Args:
+        order: every node, in the order to keep inside a wave.
+        deps: node -> the nodes it waits for (nodes outside ``order`` are ignored).
+
+    Returns:
+        The waves, first to last.
+
+    Raises:
+        ConfigError: the dependencies form a cycle (the message names one).
+    """
+    known = set(order)
+    pending = {n: {d for d in deps.get(n, ()) if d in known and d != n} for n in order}
+    children: dict[str, list[str]] = {n: [] for n in order}
+    for n, ds in pending.items():
+        for d in ds:
+            children[d].append(n)
+    level: dict[str, int] = {}
+    queue = deque(n for n in order if not pending[n])
+    remaining = {n: len(ds) for n, ds in pending.items()}
+    while queue:
+        n = queue.popleft()
+        level[n] = 1 + max((level[d] for d in pending[n]), default=-1)
+        for c in children[n]:
+            remaining[c] -= 1
+            if remaining[c] == 0:
+                queue.append(c)
+    if len(level) != len(order):
+        raise ConfigError(f"the pipeline has a cycle: {' -> '.join(_find_cycle(pending, set(level)))}")
+    waves: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for n in order:
+        waves[level[n]].append(n)
+    return waves
+
+
+def _find_cycle(pending: Mapping[str, set[str]], done: set[str]) -> list[str]:
+    """Return one cycle among the nodes not in ``done`` (for the error message)."""
+    start = next(n for n in pending if n not in done)
+    path, seen = [start], {start: 0}
+    node = start
+    while True:
+        node = next(d for d in sorted(pending[node]) if d not in done)
+        if node in seen:
+            return path[seen[node]:] + [node]
+        seen[node] = len(path)
+        path.append(node)
+
+
+@dataclass
+class Pipeline:
+    """The notebooks and their dependencies.
+
+    Attributes:
+        root: the project root (``notebooks/`` and ``outputs/`` live here).
+        notebooks: name -> spec, in pipeline.yaml order.
+        source: the pipeline.yaml file this was read from.
+    """
+
+    root: Path
+    notebooks: dict[str, NotebookSpec]
+    source: Path | None = None
+    _deps: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _order: list[str] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        writers: dict[str, list[str]] = {}
+        for spec in self.notebooks.values():
+            for dataset in spec.writes:
+                writers.setdefault(dataset, []).append(spec.name)
+        self._deps = {
+            spec.name: {w for ds in spec.reads for w in writers.get(ds, ()) if w != spec.name}
+            for spec in self.notebooks.values()
+        }
+        self._order = [n for wave in layered(list(self.notebooks), self._deps) for n in wave]
+
+    @property
+    def names(self) -> list[str]:
+        """Every notebook name, in a dependency-respecting order."""
+        return list(self._order)
+
+    @property
+    def layers(self) -> list[str]:
+        """The layers (first part of the names), in order of first appearance."""
+        return list(dict.fromkeys(self.notebooks[n].layer for n in self._order))
+
+    def spec(self, name: str) -> NotebookSpec:
+        """Return one notebook's spec (KeyError for an unknown name)."""
+        return self.notebooks[name]
+
+    def dependencies(self, name: str) -> set[str]:
+        """The notebooks ``name`` reads from directly."""
+        return set(self._deps[name])
+
+    def upstream(self, name: str) -> set[str]:
+        """Every notebook ``name`` depends on, directly or not."""
+        return self._closure(name, self._deps)
+
+    def downstream(self, name: str) -> set[str]:
+        """Every notebook that depends on ``name``, directly or not."""
+        rev: dict[str, set[str]] = {n: set() for n in self.notebooks}
+        for n, ds in self._deps.items():
+            for d in ds:
+                rev[d].add(n)
+        return self._closure(name, rev)
+
+    @staticmethod
+    def _closure(name: str, edges: Mapping[str, set[str]]) -> set[str]:
+        seen: set[str] = set()
+        stack = list(edges[name])
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(edges[n])
+        return seen
+
+    def ordered(self, names: Iterable[str]) -> list[str]:
+        """Sort notebook names in dependency order."""
+        wanted = set(names)
+        return [n for n in self._order if n in wanted]
+
+    def waves(self, names: Iterable[str] | None = None) -> list[list[str]]:
+        """Group notebooks into waves that can run in parallel.
+
+        Args:
+            names: restrict to these notebooks (default all). A selected notebook waits for every
+                selected notebook upstream of it, even through unselected ones.
+
+        Returns:
+            Lists of names; every notebook comes after all it depends on.
+        """
+        chosen = self.ordered(self._order if names is None else names)
+        chosen_set = set(chosen)
+        deps = {n: self.upstream(n) & chosen_set for n in chosen}
+        return layered(chosen, deps)
+
+
+def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pipeline:
+    """Read ``<root>/notebooks/pipeline.yaml`` and the notebooks' parameters cells.
+
+    Args:
+        root: the project root (default :func:`ridelake.config.project_root`).
+        strict: require that every described notebook exists and every
+            ``notebooks/**/*.ipynb`` is described.
+
+    Returns:
+        The :class:`Pipeline`.
+
+    Raises:
+        ConfigError: malformed pipeline.yaml, a cycle, or (strict) missing/undescribed notebooks.
+    """
+    import yaml
+
+    base = Path(root).resolve() if root is not None else config.project_root()
+    nb_dir = base / "notebooks"
+    file = nb_dir / "pipeline.yaml"
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    entries = data.get("notebooks") if isinstance(data, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        raise ConfigError(f"{file}: expected a non-empty mapping under 'notebooks:'")
+    specs: dict[str, NotebookSpec] = {}
+    missing: list[str] = []
+    for name, entry in entries.items():
+        name = str(name)
+        if name.count("/") != 1 or not all(name.split("/")):
+            raise ConfigError(f"{file}: notebook name {name!r} is not '<layer>/<table>'")
+        entry = entry or {}
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{file}: {name}: expected a mapping with reads/writes")
+        unknown = set(entry) - {"reads", "writes"}
+        if unknown:
+            raise ConfigError(f"{file}: {name}: unknown key(s) {', '.join(sorted(unknown))}")
+        reads, writes = (_dataset_list(file, name, entry, key) for key in ("reads", "writes"))
+        path = nb_dir / f"{name}.ipynb"
+        params: tuple[str, ...] = ()
+        if path.is_file():
+            params = notebook_parameters(path)
+        else:
+            missing.append(name)
+        specs[name] = NotebookSpec(name, path, reads, writes, params)
+    if strict:
+        described = {spec.path for spec in specs.values()}
+        extra = sorted(
+            str(p.relative_to(nb_dir))
+            for p in nb_dir.rglob("*.ipynb")
+            if ".ipynb_checkpoints" not in p.parts and p not in described
+        )
+        problems = []
+        if missing:
+            problems.append("described in pipeline.yaml but missing: "
+                            + ", ".join(f"notebooks/{m}.ipynb" for m in missing))
+        if extra:
+            problems.append("present but not described in pipeline.yaml: "
+                            + ", ".join(f"notebooks/{e}" for e in extra))
+        if problems:
+            raise ConfigError(f"{file}: " + "; ".join(problems))
+    return Pipeline(root=base, notebooks=specs, source=file)
+
+
+def _dataset_list(file: Path, name: str, entry: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = entry.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{file}: {name}: '{key}' must be a list of dataset names")
+    return tuple(value)
