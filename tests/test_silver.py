@@ -466,8 +466,9 @@ def test_inputs_are_not_mutated(sample: pd.DataFrame) -> None:
         pd.testing.assert_frame_equal(first[t], prev[t])
 
 
-def test_booking_transform_is_fast_on_150k_rows() -> None:
-    n = 150_000
+def test_booking_transform_on_many_rows_keeps_one_row_per_booking() -> None:
+    # speed is measured by `make bench`, never asserted here
+    n = 20_000
     rng = np.random.default_rng(7)
     d = pd.DataFrame({
         "booking_id": pd.Series([f"CNR{i:07d}" for i in rng.integers(0, 10**7, n)], dtype="string"),
@@ -481,14 +482,10 @@ def test_booking_transform_is_fast_on_150k_rows() -> None:
     })
     d["extraction_month"] = d["booking_date"].dt.strftime("%Y-%m")
     keys = d[["booking_id", "extraction_date", "source_file", "source_row", "extraction_month"]]
-    import time
-
-    start = time.perf_counter()
     won = sv.winning_rows(d, keys)
     dims = {dim: sv.build_dimension(pd.concat([d["pickup_location"], d["drop_location"]])
                                     if dim == "silver.location" else d[col.replace("_name", "")],
                                     None, f"{dim.split('.')[1]}_id", T0)
             for dim, (_, col) in DIMENSIONS.items()}
     b = sv.build_booking(won, dims, None, T0, None)
-    assert time.perf_counter() - start < 3.0  # generous for slow CI; typically ~0.5 s
     assert len(b) == d["booking_id"].nunique()

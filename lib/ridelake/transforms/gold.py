@@ -25,6 +25,8 @@ from ridelake.schemas import table_spec
 from ridelake.transforms.silver import _day, _existing, _with_audit, conform, utc_now
 
 __all__ = [
+    "date_slice",
+    "date_scope",
     "daily_booking_summary",
     "customer_analytics",
     "location_analytics",
@@ -189,3 +191,30 @@ def location_analytics(
     out["total_activity"] = out["pickups"] + out["dropoffs"]
     out["avg_booking_value"] = out["location_id"].map(avg).astype("float64")
     return _finish(_with_audit(out, prior, ["location_id"], now), ident)
+
+
+def date_slice(frame: pd.DataFrame, target_date: dt.date | None) -> pd.DataFrame:
+    """The rows of ``gold.daily_booking_summary`` one run writes: that date's, or all (None).
+
+    Args:
+        frame: the summary as it will be after the write.
+        target_date: the recomputed date, or None.
+
+    Returns:
+        The rows to write, index reset.
+    """
+    if target_date is None:
+        return frame.reset_index(drop=True)
+    return frame[_day(frame["booking_date"]) == pd.Timestamp(target_date)].reset_index(drop=True)
+
+
+def date_scope(target_date: dt.date | None) -> dict[str, dt.date]:
+    """The rows a daily-summary write replaces: that date's, or (None) the whole table.
+
+    Args:
+        target_date: the recomputed date, or None.
+
+    Returns:
+        A ``where`` mapping for :func:`ridelake.catalog.replace_rows` (empty = every row).
+    """
+    return {} if target_date is None else {"booking_date": target_date}

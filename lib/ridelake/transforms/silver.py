@@ -44,6 +44,8 @@ __all__ = [
     "build_cancelled_ride",
     "build_incompleted_ride",
     "month_slice",
+    "month_scope",
+    "dimension",
     "conform",
 ]
 
@@ -507,3 +509,39 @@ def build_incompleted_ride(winning: pd.DataFrame, existing: pd.DataFrame | None,
         The whole table as it will be after the write, sorted by ``incompleted_id``.
     """
     return _build_numbered(winning, existing, now, extraction_month, "silver.incompleted_ride", "incompleted_id")
+
+
+# ----------------------------------------------------------------------------- notebook entry points
+
+def dimension(identifier: str, bronze: pd.DataFrame, booking_keys: pd.DataFrame,
+              existing: pd.DataFrame | None, now: pd.Timestamp) -> pd.DataFrame:
+    """A silver name dimension from its bronze table, over the winning rows only.
+
+    Args:
+        identifier: ``silver.vehicle_type``, ``silver.location``, ``silver.booking_status`` or
+            ``silver.payment_method``.
+        bronze: the matching bronze table (see :data:`ridelake.schemas.DIMENSIONS`).
+        booking_keys: the key columns of ``bronze.booking`` (every accepted row), to decide winners.
+        existing: the dimension as it stands.
+        now: the refresh time.
+
+    Returns:
+        The dimension as it will be after the write (see :func:`build_dimension`).
+    """
+    from ridelake.schemas import DIMENSIONS
+
+    _, name_column = DIMENSIONS[identifier]
+    won = winning_rows(bronze, booking_keys)
+    return build_dimension(won[name_column], existing, _dim_id(identifier), now)
+
+
+def month_scope(extraction_month: str | None) -> dict[str, str]:
+    """The rows a silver fact write replaces: one month's partition, or (None) the whole table.
+
+    Args:
+        extraction_month: ``YYYY-MM`` or None.
+
+    Returns:
+        A ``where`` mapping for :func:`ridelake.catalog.replace_rows` (empty = every row).
+    """
+    return {} if extraction_month is None else {"extraction_month": extraction_month}
