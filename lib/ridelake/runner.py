@@ -1,0 +1,712 @@
+"""The coordinator of a run: parameters, plan, lock, schedule, record, summarise.
+
+:func:`execute` is deliberately thin; each step lives in its own module:
+
+1. read the DAG (:mod:`ridelake.dag`) and choose notebooks (:mod:`ridelake.selection`);
+2. resolve the parameters once per run (:func:`resolve_params`): the params file plus
+   ``-p key=value`` overrides; ``extraction_date: null`` becomes today's UTC date, a relative
+   ``source_file`` an absolute path; each notebook receives only the names it declares, and an
+   override no planned notebook declares is a :class:`~ridelake.errors.ParameterError`;
+3. take the warehouse lock (:mod:`ridelake.lock`), bootstrap the catalog once;
+4. run the plan's stages with the :class:`~ridelake.scheduler.Scheduler` on an
+   :class:`~ridelake.engine.Executor` (by default papermill in threads);
+5. keep ``outputs/runs/<run_id>/`` with the executed notebooks and ``run.json``
+   (:mod:`ridelake.manifest`), rewritten as notebooks finish; point ``latest`` at it;
+6. print the summary (:mod:`ridelake.progress`) and return the exit status.
+
+A run is one or more **stages** run one after the other under one run id and one lock. Most
+commands have one stage; ``incremental`` has two: bronze for the delivery, then silver and gold,
+where the silver notebooks that declare ``extraction_month`` run once per booking month the
+delivery touched (``silver/booking@2024-03``, one month after the other per notebook).
+
+Exit statuses: 0 every notebook succeeded, 1 a notebook failed or was skipped, 130 interrupted.
+Errors before anything runs (bad selector, parameter, lock) raise a RidelakeError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, TextIO
+
+from ridelake import config
+from ridelake.dag import NotebookSpec, Pipeline, layered, load_pipeline
+from ridelake.engine import Engine, Executor, Task, ThreadExecutor
+from ridelake.errors import ConfigError, ParameterError, SelectionError
+from ridelake.lock import WarehouseLock, lock_path
+from ridelake.manifest import (iso, new_run_id, read_manifest, resolve_run, runs_dir, update_latest,
+                               write_manifest)
+from ridelake.progress import Progress, summary_table
+from ridelake.scheduler import (FAILED, PENDING, SKIPPED, SUCCEEDED, Listener, MultiListener, Node,
+                                NodeState, Scheduler)
+from ridelake.selection import select
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "Stage",
+    "RunRequest",
+    "PlannedNode",
+    "RunResult",
+    "resolve_params",
+    "plan_stage",
+    "delivery_months",
+    "params_hash",
+    "execute",
+]
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+_RERUN = {FAILED, SKIPPED, PENDING, "running", "retrying"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run.
+
+    Attributes:
+        label: shown in messages and recorded per notebook (``bronze``, ``silver+gold``).
+        selectors: which notebooks (see :mod:`ridelake.selection`; none = all).
+        params: values forced for this stage, over the run's parameters.
+        per_month: notebooks declaring ``extraction_month`` run once per month the delivery
+            (the run's ``source_file`` and ``extraction_date``) touched.
+    """
+
+    label: str
+    selectors: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    per_month: bool = False
+
+
+@dataclass
+class RunRequest:
+    """What to run and how.
+
+    Attributes:
+        command: recorded in run.json (``run``, ``bronze``, ``incremental``...).
+        stages: the stages (default one stage of every notebook).
+        params_file: YAML parameters (default ``<root>/params/default.yaml`` when present).
+        overrides: explicit values (``-p key=value``, subcommand flags); each must be declared
+            by some planned notebook.
+        jobs: notebooks at a time (default the number of cores).
+        retries: extra attempts per notebook.
+        retry_delay: seconds before a retry.
+        from_failure: rerun what failed or was skipped in ``from_run`` (default the latest run).
+        from_run: the run id for ``from_failure``.
+        dry_run: print the plan, run nothing.
+        wait: seconds to wait for another run's lock (0: refuse at once).
+        argv: the command line, recorded.
+    """
+
+    command: str = "run"
+    stages: Sequence[Stage] = (Stage("run"),)
+    params_file: str | Path | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    jobs: int | None = None
+    retries: int = 2
+    retry_delay: float = 1.0
+    from_failure: bool = False
+    from_run: str | None = None
+    dry_run: bool = False
+    wait: float = 0.0
+    argv: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    """One execution of one notebook in a run.
+
+    Attributes:
+        key: ``<layer>/<table>``, or ``<layer>/<table>@<month>`` for a per-month execution.
+        spec: the notebook.
+        params: the values passed (only names the notebook declares).
+        month: the month of a per-month execution.
+        stage: the stage label.
+    """
+
+    key: str
+    spec: NotebookSpec
+    params: Mapping[str, Any]
+    month: str | None = None
+    stage: str = "run"
+
+
+@dataclass
+class RunResult:
+    """What :func:`execute` returns.
+
+    Attributes:
+        exit_code: 0, 1 or 130 (see the module doc).
+        run_id: None for a dry run.
+        run_dir: the run folder (None for a dry run).
+        manifest: the run.json record (the plan for a dry run).
+    """
+
+    exit_code: int
+    run_id: str | None = None
+    run_dir: Path | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+def _yaml_scalar(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    import yaml
+
+    value = config.parse_param_value(text)
+    if value is None:
+        return None
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return parsed if isinstance(parsed, (int, float, bool, str)) else value
+
+
+def _absolute_source(value: Any, root: Path) -> Any:
+    if value is None:
+        return None
+    path = Path(str(value)).expanduser()
+    if path.is_absolute():
+        return str(path)
+    here = Path.cwd() / path
+    return str(here.resolve() if here.exists() else (root / path).resolve())
+
+
+def resolve_params(
+    root: Path,
+    params_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
+    today: dt.date | None = None,
+) -> dict[str, Any]:
+    """Resolve a run's parameters once.
+
+    Args:
+        root: the project root (for the default params file and relative source files).
+        params_file: YAML file (default ``<root>/params/default.yaml`` if it exists); relative
+            paths are looked up in the working directory, then under ``root``.
+        overrides: explicit values; contract names are validated, other names (declared by
+            some notebook) are passed as YAML scalars.
+        base: start from these values instead of reading a file (``--from-failure``).
+        today: the date ``extraction_date: null`` resolves to (default today, UTC).
+
+    Returns:
+        Name -> value, with ``extraction_date`` set and ``source_file`` absolute.
+    """
+    if base is not None:
+        params = dict(base)
+    else:
+        file = _find_params_file(root, params_file)
+        params = config.load_params_file(file) if file is not None else {}
+    over = dict(overrides or {})
+    known = {k: v for k, v in over.items() if k in config.PARAMETER_NAMES}
+    params.update(config.validate_params(known))
+    params.update({k: _yaml_scalar(v) for k, v in over.items() if k not in config.PARAMETER_NAMES})
+    if params.get("extraction_date") is None:
+        params["extraction_date"] = (today or config.today_utc()).isoformat()
+    if params.get("source_file") is not None:
+        params["source_file"] = _absolute_source(params["source_file"], root)
+    return params
+
+
+def _find_params_file(root: Path, params_file: str | Path | None) -> Path | None:
+    if params_file is None:
+        default = root / "params" / "default.yaml"
+        return default if default.is_file() else None
+    path = Path(params_file).expanduser()
+    if path.is_absolute() or path.exists():
+        return path.resolve() if path.exists() else path
+    return root / path
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """sha256 of the sorted JSON of the parameters a notebook receives."""
+    return hashlib.sha256(json.dumps(dict(params), sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+def _link(pipeline: Pipeline, nodes: Sequence[PlannedNode]) -> list[Node]:
+    """Scheduler nodes: B waits for every earlier A whose notebook is upstream of B's (same month
+    for per-month executions) and for earlier executions of the same notebook."""
+    ups = {n.spec.name: pipeline.upstream(n.spec.name) for n in nodes}
+    out = []
+    for j, b in enumerate(nodes):
+        deps = set()
+        for a in nodes[:j]:
+            same = a.spec.name == b.spec.name
+            months_meet = a.month is None or b.month is None or a.month == b.month
+            if same or (a.spec.name in ups[b.spec.name] and months_meet):
+                deps.add(a.key)
+        out.append(Node(b.key, frozenset(deps)))
+    return out
+
+
+def plan_stage(pipeline: Pipeline, stage: Stage, params: Mapping[str, Any],
+               months: Sequence[str] | None = None) -> list[PlannedNode]:
+    """The executions of one stage.
+
+    Args:
+        pipeline: the DAG.
+        stage: the stage.
+        params: the run's parameters.
+        months: for a ``per_month`` stage, the months (None: no expansion).
+
+    Returns:
+        The planned nodes, in a dependency-respecting order.
+    """
+    values = {**params, **stage.params}
+    nodes: list[PlannedNode] = []
+    for name in select(pipeline, stage.selectors):
+        spec = pipeline.spec(name)
+        passed = {k: values[k] for k in spec.parameters if k in values}
+        if stage.per_month and months is not None and "extraction_month" in spec.parameters:
+            for month in months:
+                nodes.append(PlannedNode(f"{name}@{month}", spec, {**passed, "extraction_month": month},
+                                         month, stage.label))
+        else:
+            nodes.append(PlannedNode(name, spec, passed, None, stage.label))
+    return nodes
+
+
+def _check_overrides(overrides: Mapping[str, Any], specs: Sequence[NotebookSpec]) -> None:
+    declared = {p for s in specs for p in s.parameters}
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        by_param: dict[str, list[str]] = {}
+        for s in specs:
+            for p in s.parameters:
+                by_param.setdefault(p, []).append(s.name)
+        known = ", ".join(sorted(by_param)) or "none"
+        raise ParameterError(
+            f"parameter(s) {', '.join(unknown)} not declared by any selected notebook "
+            f"({len(specs)} selected; they declare: {known})"
+        )
+
+
+def _check_source(nodes: Sequence[PlannedNode]) -> None:
+    users = [n.key for n in nodes if n.params.get("source_file")]
+    paths = {str(n.params["source_file"]) for n in nodes if n.params.get("source_file")}
+    missing = sorted(p for p in paths if "://" not in p and not Path(p).exists())
+    if missing:
+        raise ParameterError(
+            f"source_file {missing[0]} does not exist (needed by {', '.join(users[:3])}"
+            f"{'...' if len(users) > 3 else ''}); generate one with `make data` or pass -p source_file=PATH"
+        )
+
+
+def delivery_months(source_file: str | Path, extraction_date: str, extraction_month: str | None = None,
+                    warehouse: str | None = None) -> list[str] | None:
+    """The booking months a prepared delivery covers, from its staging record.
+
+    The prepare notebook stages ``<warehouse>/_staging/<file>__<date>__<month or all>.json`` with
+    a ``months`` list (see :mod:`ridelake.source`).
+
+    Args:
+        source_file: the delivery file.
+        extraction_date: ``YYYY-MM-DD``.
+        extraction_month: the month filter the delivery was loaded with, or None.
+        warehouse: the warehouse (default the configured one).
+
+    Returns:
+        The months, sorted; None when the record is not there (object-store warehouse, or
+        prepare did not run).
+    """
+    location = warehouse or config.warehouse_location()
+    if not config.is_local_warehouse(location):
+        return None
+    key = f"{Path(str(source_file)).name}__{extraction_date}__{extraction_month or 'all'}"
+    meta = Path(location) / "_staging" / f"{key}.json"
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    months = info.get("months") if isinstance(info, dict) else None
+    return sorted({str(m) for m in months}) if isinstance(months, list) else None
+
+
+# -- records -----------------------------------------------------------------------------------
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+class _Run:
+    """The mutable state of one run and its run.json (used on the scheduling thread only)."""
+
+    def __init__(self, root: Path, run_id: str, request: RunRequest, params: dict[str, Any],
+                 jobs: int, warehouse: str) -> None:
+        self.root, self.run_id, self.request = root, run_id, request
+        self.dir = runs_dir(root) / run_id
+        self.nodes: dict[str, PlannedNode] = {}
+        self.states: dict[str, NodeState] = {}
+        self.stage_errors: dict[str, str] = {}
+        self.started = time.time()
+        self.finished: float | None = None
+        self.status = "running"
+        self.exit_code: int | None = None
+        self.data: dict[str, Any] = {
+            "run_id": run_id,
+            "command": request.command,
+            "argv": list(request.argv),
+            "status": "running",
+            "exit_code": None,
+            "started_at": iso(self.started),
+            "finished_at": None,
+            "duration_s": None,
+            "params": params,
+            "params_file": None,
+            "selectors": [s for st in request.stages for s in st.selectors],
+            "stages": [st.label for st in request.stages],
+            "from_failure": None,
+            "jobs": jobs,
+            "retries": request.retries,
+            "retry_delay": request.retry_delay,
+            "warehouse": warehouse,
+            "catalog_uri": os.environ.get("RIDELAKE_CATALOG_URI"),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "run_folder": _rel(self.dir, root),
+            "notebooks": [],
+        }
+
+    def output(self, key: str) -> Path:
+        return self.dir / f"{key}.ipynb"
+
+    def receipt(self, key: str, attempt: int) -> Path:
+        return self.dir / "receipts" / f"{key.replace('/', '__')}.{attempt}.jsonl"
+
+    def add(self, nodes: Sequence[PlannedNode]) -> None:
+        for n in nodes:
+            self.nodes[n.key] = n
+            self.states.setdefault(n.key, NodeState(n.key))
+
+    def record(self, node: PlannedNode) -> dict[str, Any]:
+        state = self.states[node.key]
+        out = state.outcome
+        receipts = out.receipts if out is not None else []
+        writes = {r["table"]: r.get("snapshot_id") for r in receipts if r.get("op") == "write" and "table" in r}
+        reads: dict[str, Any] = {}
+        for r in receipts:
+            if r.get("op") == "read" and "table" in r:
+                reads.setdefault(r["table"], r.get("snapshot_id"))
+        rows = sum(int(r.get("rows_written") or 0) for r in receipts if r.get("op") == "write") if out else None
+        output = self.output(node.key)
+        log = []
+        for a in state.attempts:
+            last = a.attempt == len(state.attempts)
+            path = output if last else output.with_name(f"{output.stem}.attempt-{a.attempt}.ipynb")
+            log.append({"attempt": a.attempt, "status": SUCCEEDED if a.ok else FAILED,
+                        "started_at": iso(a.started_at), "finished_at": iso(a.finished_at),
+                        "duration_s": round(a.finished_at - a.started_at, 3), "error": a.error,
+                        "output": _rel(path, self.root) if path.exists() else None})
+        status = state.status
+        return {
+            "name": node.spec.name,
+            "key": node.key,
+            "stage": node.stage,
+            "status": status,
+            "attempts": len(state.attempts),
+            "started_at": iso(state.started_at),
+            "finished_at": iso(state.finished_at),
+            "duration_s": round(state.duration_s, 3) if state.duration_s is not None else None,
+            "output": _rel(output, self.root) if output.exists() else None,
+            "table": node.spec.table,
+            "rows_written": rows,
+            "error": state.error,
+            "error_cell": out.error_cell if out is not None and not out.ok else None,
+            "params": dict(node.params),
+            "writes": writes,
+            "reads": reads,
+            "attempt_log": log,
+        }
+
+    def save(self) -> None:
+        now = self.finished
+        self.data.update({
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "finished_at": iso(now),
+            "duration_s": round(now - self.started, 3) if now else None,
+            "notebooks": [self.record(n) for n in self.nodes.values()],
+        })
+        write_manifest(self.dir, self.data)
+
+
+class _Recorder(Listener):
+    """Rewrites run.json whenever a notebook ends, is retried or is skipped."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+
+    def on_retry(self, state: NodeState, delay: float) -> None:
+        self.run.save()
+
+    def on_finish(self, state: NodeState) -> None:
+        self.run.save()
+
+    def on_skip(self, state: NodeState) -> None:
+        self.run.save()
+
+
+# -- the coordinator ---------------------------------------------------------------------------
+
+def _kernel_env(run: _Run, node: PlannedNode, attempt: int) -> dict[str, str]:
+    env = {
+        "RIDELAKE_RUN_ID": run.run_id,
+        "RIDELAKE_NOTEBOOK": node.spec.name,
+        "RIDELAKE_PARAMS_HASH": params_hash(node.params),
+        "RIDELAKE_HOME": str(run.root),
+        "RIDELAKE_ATTEMPT": str(attempt),
+    }
+    if os.environ.get("RIDELAKE_WAREHOUSE"):
+        env["RIDELAKE_WAREHOUSE"] = run.data["warehouse"]
+    if os.environ.get("RIDELAKE_CATALOG_URI"):
+        env["RIDELAKE_CATALOG_URI"] = os.environ["RIDELAKE_CATALOG_URI"]
+    return env
+
+
+def _task_factory(run: _Run) -> Callable[[str, int], Task]:
+    def make_task(key: str, attempt: int) -> Task:
+        node = run.nodes[key]
+        output = run.output(key)
+        if attempt > 1 and output.exists():  # keep the failed attempt's notebook beside the next one
+            os.replace(output, output.with_name(f"{output.stem}.attempt-{attempt - 1}.ipynb"))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        receipt = run.receipt(key, attempt)
+        receipt.parent.mkdir(parents=True, exist_ok=True)
+        return Task(
+            key=key,
+            name=node.spec.name,
+            input_path=node.spec.path,
+            output_path=output,
+            parameters=dict(node.params),
+            attempt=attempt,
+            env=_kernel_env(run, node, attempt),
+            cwd=node.spec.path.parent,
+            receipt_path=receipt,
+        )
+
+    return make_task
+
+
+def _from_failure_nodes(pipeline: Pipeline, root: Path, ref: str | None,
+                        overrides: Mapping[str, Any]) -> tuple[str, dict[str, Any], list[PlannedNode]]:
+    prev_dir = resolve_run(runs_dir(root), ref)
+    prev = read_manifest(prev_dir)
+    nodes = []
+    for rec in prev.get("notebooks") or []:
+        if rec.get("status") not in _RERUN:
+            continue
+        name = rec.get("name", "")
+        if name not in pipeline.notebooks:
+            raise SelectionError(f"run {prev.get('run_id')} has notebook {name!r}, which pipeline.yaml no longer describes")
+        spec = pipeline.spec(name)
+        params = dict(rec.get("params") or {})
+        params.update({k: v for k, v in overrides.items() if k in spec.parameters})
+        key = rec.get("key") or name
+        month = key.split("@", 1)[1] if "@" in key else None
+        nodes.append(PlannedNode(key, spec, params, month, "from-failure"))
+    return str(prev.get("run_id") or prev_dir.name), dict(prev.get("params") or {}), nodes
+
+
+def _print_plan(out: TextIO, pipeline: Pipeline, stages: Sequence[tuple[Stage, list[PlannedNode]]],
+                params: Mapping[str, Any], jobs: int) -> dict[str, Any]:
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    total = sum(len(nodes) for _, nodes in stages)
+    out.write(f"dry run: {total} notebook execution(s), -j {jobs}; run parameters: {shown or 'none'}\n")
+    plan: dict[str, Any] = {"params": dict(params), "stages": []}
+    for stage, nodes in stages:
+        by_key = {n.key: n for n in nodes}
+        waves = layered([n.key for n in nodes], {n.key: n.deps for n in _link(pipeline, nodes)})
+        if len(stages) > 1:
+            out.write(f"stage {stage.label}:\n")
+        if stage.per_month and any(n.spec.parameters and "extraction_month" in n.spec.parameters for n in nodes):
+            out.write("  (notebooks declaring extraction_month run once per month the delivery touches, "
+                      "known after the bronze stage; shown once here)\n")
+        for i, wave in enumerate(waves, 1):
+            out.write(f"  wave {i}:\n")
+            for key in wave:
+                p = by_key[key].params
+                out.write(f"    {key:<34} {' '.join(f'{k}={v}' for k, v in p.items())}".rstrip() + "\n")
+        plan["stages"].append({"label": stage.label, "waves": waves})
+    return plan
+
+
+def execute(
+    request: RunRequest,
+    *,
+    root: str | Path | None = None,
+    pipeline: Pipeline | None = None,
+    engine: Engine | None = None,
+    executor: Executor | None = None,
+    bootstrap: Callable[[], Any] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    live: bool | None = None,
+) -> RunResult:
+    """Run a request.
+
+    Args:
+        request: what to run.
+        root: the project root (default :func:`ridelake.config.project_root`).
+        pipeline: the DAG (default read from ``<root>/notebooks/pipeline.yaml``).
+        engine: how a notebook runs (default :class:`~ridelake.engine.PapermillEngine`).
+        executor: how tasks are dispatched (default threads running ``engine``).
+        bootstrap: called once before the first notebook (default
+            :func:`ridelake.catalog.bootstrap` when the default engine is used, else nothing).
+        out: where the plan and summary go (default stdout).
+        err: where progress and failures go (default stderr).
+        live: force live progress lines on or off (default: when ``err`` is a terminal).
+
+    Returns:
+        A :class:`RunResult`.
+
+    Raises:
+        RidelakeError: bad selector or parameter, locked warehouse, unreadable pipeline.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    base = Path(root).resolve() if root is not None else config.project_root()
+    pipe = pipeline or load_pipeline(base)
+    jobs = request.jobs if request.jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise ParameterError(f"-j must be at least 1, got {jobs}")
+    if request.retries < 0:
+        raise ParameterError(f"--retries must be 0 or more, got {request.retries}")
+
+    # 1-2. parameters and plan ------------------------------------------------------------
+    from_run = None
+    if request.from_failure:
+        if any(st.selectors for st in request.stages):
+            raise SelectionError("--from-failure reruns what failed in a run; do not combine it with selectors")
+        from_run, prev_params, rerun = _from_failure_nodes(pipe, base, request.from_run, request.overrides)
+        params = resolve_params(base, overrides=request.overrides, base=prev_params)
+        _check_overrides(request.overrides, [n.spec for n in rerun])
+        stages: list[Stage] = [Stage("from-failure")]
+        first: list[PlannedNode] = rerun
+        if request.params_file is not None:
+            err.write(f"note: --from-failure reuses the parameters of run {from_run}; "
+                      f"{request.params_file} is not read (override with -p key=value)\n")
+    else:
+        params = resolve_params(base, request.params_file, request.overrides)
+        stages = list(request.stages)
+        all_specs = [pipe.spec(n) for st in stages for n in select(pipe, st.selectors)]
+        _check_overrides(request.overrides, all_specs)
+        first = plan_stage(pipe, stages[0], params)
+    _check_source(first)
+    if request.dry_run:
+        staged = [(stages[0], first)] + [(st, plan_stage(pipe, st, params)) for st in stages[1:]]
+        plan = _print_plan(out, pipe, staged, params, jobs)
+        if from_run:
+            out.write(f"(rerunning what failed or was skipped in run {from_run})\n")
+        return RunResult(EXIT_OK, manifest=plan)
+
+    # 3. lock, bootstrap, run folder ------------------------------------------------------
+    if engine is None and executor is None:
+        from ridelake.engine import PapermillEngine
+
+        engine = PapermillEngine()
+        if bootstrap is None:
+            from ridelake import catalog
+
+            bootstrap = catalog.bootstrap
+    warehouse = config.warehouse_location() if os.environ.get("RIDELAKE_WAREHOUSE") else str(base / "warehouse")
+    run_id = new_run_id()
+    lock = WarehouseLock(lock_path(warehouse, base), run_id, warehouse=warehouse)
+    lock.acquire(wait=request.wait)
+    progress: Progress | None = None
+    run: _Run | None = None
+    try:
+        if lock.broke:
+            err.write(f"note: {lock.broke}\n")
+        if bootstrap is not None:
+            bootstrap()
+        run = _Run(base, run_id, request, params, jobs, warehouse)
+        if not request.from_failure:
+            file = _find_params_file(base, request.params_file)
+            run.data["params_file"] = _rel(file.resolve(), base) if file is not None else None
+        run.data["from_failure"] = from_run
+        run.add(first)
+        run.save()
+        update_latest(runs_dir(base), run_id)
+        progress = Progress(err, live=live, max_attempts=request.retries + 1)
+        progress.start()
+        err.write(f"run {run_id}: {len(first)} notebook(s) in stage {stages[0].label}, -j {jobs}"
+                  f" -> {run.data['run_folder']}\n")
+        pool = executor or ThreadExecutor(engine, jobs)  # type: ignore[arg-type]
+        interrupted = False
+        try:
+            for i, stage in enumerate(stages):
+                nodes = first if i == 0 else _later_stage(pipe, stage, params, warehouse, err)
+                run.add(nodes)
+                if _any_not_ok(run) or interrupted:
+                    for n in nodes:
+                        run.states[n.key].status = SKIPPED
+                        run.states[n.key].error = "an earlier stage did not succeed"
+                    continue
+                progress.outputs.update({n.key: _rel(run.output(n.key), base) for n in nodes})
+                sched = Scheduler(_link(pipe, nodes), pool, _task_factory(run), retries=request.retries,
+                                  retry_delay=request.retry_delay,
+                                  listener=MultiListener(_Recorder(run), progress))
+                run.states.update(sched.states)  # the records follow the scheduler's states
+                try:
+                    sched.run()
+                except KeyboardInterrupt:
+                    interrupted = True
+                run.data.setdefault("peak_parallelism", 0)
+                run.data["peak_parallelism"] = max(run.data["peak_parallelism"], sched.peak_running)
+        finally:
+            if executor is None:
+                pool.close(cancel=interrupted)
+        run.finished = time.time()
+        if interrupted:
+            run.status, run.exit_code = "interrupted", EXIT_INTERRUPTED
+        elif _any_not_ok(run):
+            run.status, run.exit_code = "failed", EXIT_FAILED
+        else:
+            run.status, run.exit_code = "succeeded", EXIT_OK
+        run.save()
+    finally:
+        if progress is not None:
+            progress.stop()
+        if run is not None and run.exit_code is None:  # an unexpected error: leave an honest record
+            run.finished, run.status, run.exit_code = time.time(), "failed", EXIT_FAILED
+            try:
+                run.save()
+            except OSError:
+                pass
+        lock.release()
+    out.write(summary_table(run.data) + "\n")
+    return RunResult(run.exit_code, run_id, run.dir, run.data)
+
+
+def _any_not_ok(run: _Run) -> bool:
+    return any(s.status != SUCCEEDED for s in run.states.values() if s.status != PENDING)
+
+
+def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], warehouse: str,
+                 err: TextIO) -> list[PlannedNode]:
+    months = None
+    if stage.per_month:
+        months = delivery_months(params.get("source_file") or "", params["extraction_date"],
+                                 params.get("extraction_month"), warehouse)
+        if months is None:
+            err.write("note: the months of the delivery are unknown (no staging record); "
+                      "the silver facts run once over every month\n")
+        else:
+            err.write(f"delivery touched {len(months)} month(s): {', '.join(months) or 'none'}\n")
+    return plan_stage(pipe, stage, params, months)
