@@ -310,6 +310,15 @@ def test_incremental_runs_silver_facts_per_touched_month(project: Path) -> None:
                if nb["stage"] == "silver+gold")
 
 
+def test_incremental_with_many_months_rebuilds_facts_once(project: Path) -> None:
+    engine = FakeEngine(months=[f"2024-{m:02d}" for m in range(1, 13)])
+    stages = (Stage("bronze", ("bronze",)), Stage("silver+gold", ("silver", "gold"), per_month=True, max_months=3))
+    result, _, err = _run(project, engine, stages=stages)
+    assert result.exit_code == 0 and "more than 3" in err
+    nbs = _by_key(result.manifest)
+    assert "silver/booking" in nbs and nbs["silver/booking"]["params"] == {"extraction_month": None}
+
+
 def test_incremental_skips_later_stage_when_bronze_fails(project: Path) -> None:
     stages = (Stage("bronze", ("bronze",)), Stage("silver+gold", ("silver", "gold"), per_month=True))
     result, _, _ = _run(project, FakeEngine(fail={"bronze/booking": -1}), retries=0, stages=stages)

@@ -1,20 +1,68 @@
-"""The ``ridelake`` command line: ``python -m ridelake <command> ...``."""
+"""The ``ridelake`` command line: ``python -m ridelake <command> ...``.
+
+Commands:
+
+- ``generate``, ``init``: write a synthetic source file; create the catalog and tables.
+- ``run [SELECTORS...]``: run notebooks (all by default) in parallel waves; selectors as dbt's:
+  ``silver/customer``, ``silver/customer+``, ``+gold/customer_analytics``, ``silver``;
+  ``--from-failure [RUN_ID]`` reruns what failed or was skipped (default: the latest run).
+- ``bronze``, ``silver``, ``gold``: one layer (with its own parameters as flags).
+- ``incremental --source-file F --extraction-date D``: bronze for that delivery, silver for the
+  months it touched, then gold.
+- ``backfill``: silver and gold rebuilt whole from what bronze holds.
+- ``runs``: list the run records; ``show [RUN_ID]``: one run's table (default the latest).
+
+Every running command accepts ``--params FILE`` (default ``params/default.yaml``),
+``-p key=value`` (repeatable), ``-j N``, ``--retries N``, ``--retry-delay S``, ``--wait S``,
+``--dry-run`` and ``--warehouse PATH`` (sets ``RIDELAKE_WAREHOUSE`` for the run and its kernels).
+
+Exit statuses: 0 every notebook succeeded; 1 a notebook failed or was skipped; 2 a usage,
+parameter, selection or configuration error (nothing ran); 3 the warehouse is locked by another
+run (nothing ran; pass ``--wait SECONDS`` to wait); 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
-from ridelake.errors import RidelakeError
+from ridelake.errors import LockError, ParameterError, RidelakeError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "parse_assignments", "EXIT_USAGE", "EXIT_LOCKED"]
+
+EXIT_USAGE, EXIT_LOCKED = 2, 3
 
 
 def _set_warehouse(path: str | None) -> None:
+    """Point this process (and the kernels it starts) at a warehouse."""
     if path:
-        os.environ["RIDELAKE_WAREHOUSE"] = path
+        # absolute, because kernels run in the notebooks' folders
+        os.environ["RIDELAKE_WAREHOUSE"] = path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def parse_assignments(items: Sequence[str] | None) -> dict[str, str]:
+    """Parse ``-p key=value`` arguments.
+
+    Args:
+        items: the ``key=value`` strings (later ones win).
+
+    Returns:
+        Name -> text value.
+
+    Raises:
+        ParameterError: an item without ``=`` or with an empty name.
+    """
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"-p expects key=value, got {item!r}")
+        out[key.strip()] = value
+    return out
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -35,9 +83,96 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, Any],
+             argv: Sequence[str]) -> Any:
+    from ridelake.runner import RunRequest
+
+    overrides: dict[str, Any] = parse_assignments(args.param)
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    return RunRequest(
+        command=args.command,
+        stages=tuple(stages),
+        params_file=args.params,
+        overrides=overrides,
+        jobs=args.jobs,
+        retries=args.retries,
+        retry_delay=args.retry_delay,
+        from_failure=getattr(args, "from_failure", None) is not None,
+        from_run=None if getattr(args, "from_failure", None) in (None, "latest") else args.from_failure,
+        dry_run=args.dry_run,
+        wait=args.wait,
+        argv=list(argv),
+    )
+
+
+def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ridelake.runner import Stage, execute
+
+    _set_warehouse(args.warehouse)
+    cmd = args.command
+    if cmd == "run":
+        stages, flags = [Stage("run", tuple(args.selectors))], {}
+    elif cmd == "bronze":
+        stages = [Stage("bronze", ("bronze",))]
+        flags = {"source_file": args.source_file, "extraction_date": args.extraction_date,
+                 "extraction_month": args.extraction_month}
+    elif cmd == "silver":
+        stages, flags = [Stage("silver", ("silver",))], {"extraction_month": args.extraction_month}
+    elif cmd == "gold":
+        stages, flags = [Stage("gold", ("gold",))], {"target_date": args.target_date}
+    elif cmd == "incremental":
+        stages = [Stage("bronze", ("bronze",)),
+                  Stage("silver+gold", ("silver", "gold"), {"target_date": None}, per_month=True,
+                        max_months=args.max_months)]
+        flags = {"source_file": args.source_file, "extraction_date": args.extraction_date}
+    elif cmd == "backfill":
+        stages = [Stage("silver+gold", ("silver", "gold"), {"extraction_month": None, "target_date": None})]
+        flags = {}
+    else:  # pragma: no cover - argparse restricts the choices
+        raise ParameterError(f"unknown command {cmd}")
+    result = execute(_request(args, stages, flags, argv))
+    return result.exit_code
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from ridelake import config
+    from ridelake.manifest import list_runs, runs_dir
+    from ridelake.progress import runs_table
+
+    print(runs_table(list_runs(runs_dir(config.project_root()), limit=args.limit)))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from ridelake import config
+    from ridelake.manifest import read_manifest, resolve_run, runs_dir
+    from ridelake.progress import summary_table
+
+    data = read_manifest(resolve_run(runs_dir(config.project_root()), args.run_id))
+    print(json.dumps(data, indent=2) if args.json else summary_table(data))
+    return 0
+
+
+def _runner_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    o = common.add_argument_group("run options")
+    o.add_argument("--params", metavar="FILE", help="parameter file (default params/default.yaml)")
+    o.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", default=[],
+                   help="override a parameter (repeatable); each notebook gets only those it declares")
+    o.add_argument("-j", "--jobs", type=int, metavar="N", help="notebooks at a time (default: cores)")
+    o.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per notebook (default 2)")
+    o.add_argument("--retry-delay", type=float, default=1.0, metavar="S", help="seconds before a retry (default 1)")
+    o.add_argument("--warehouse", metavar="PATH", help="warehouse folder or URL (sets RIDELAKE_WAREHOUSE)")
+    o.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="wait up to S seconds for another run on this warehouse (default: refuse)")
+    o.add_argument("--dry-run", action="store_true", help="print the waves, run nothing")
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="ridelake", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ridelake", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write a synthetic source file (CONTRACT §6)")
@@ -51,6 +186,50 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("init", help="create the catalog, namespaces and tables (safe to repeat)")
     i.add_argument("--warehouse")
     i.set_defaults(func=_cmd_init)
+
+    common = _runner_options()
+    r = sub.add_parser("run", parents=[common], help="run notebooks: all, or those selected")
+    r.add_argument("selectors", nargs="*", metavar="SELECTOR",
+                   help="layer/table, layer/table+ (and downstream), +layer/table (and upstream), or a layer")
+    r.add_argument("--from-failure", nargs="?", const="latest", metavar="RUN_ID",
+                   help="rerun what failed or was skipped in RUN_ID (default: the latest run)")
+    r.set_defaults(func=_run_command)
+
+    b = sub.add_parser("bronze", parents=[common], help="load one delivery into bronze")
+    b.add_argument("--source-file", metavar="F", help="the delivery (default: the params file's)")
+    b.add_argument("--extraction-date", metavar="YYYY-MM-DD", help="default: the params file's, else today (UTC)")
+    b.add_argument("--extraction-month", metavar="YYYY-MM", help="load only that booking month")
+    b.set_defaults(func=_run_command)
+
+    s = sub.add_parser("silver", parents=[common], help="rebuild silver (dimensions whole, facts by month)")
+    s.add_argument("--extraction-month", metavar="YYYY-MM", help="rebuild only that month of the facts")
+    s.set_defaults(func=_run_command)
+
+    gd = sub.add_parser("gold", parents=[common], help="rebuild gold")
+    gd.add_argument("--target-date", metavar="YYYY-MM-DD", help="recompute only that day of the daily summary")
+    gd.set_defaults(func=_run_command)
+
+    inc = sub.add_parser("incremental", parents=[common],
+                         help="bronze for one delivery, silver for the months it touched, then gold")
+    inc.add_argument("--source-file", metavar="F", required=True)
+    inc.add_argument("--extraction-date", metavar="YYYY-MM-DD", help="default: the params file's, else today (UTC)")
+    inc.add_argument("--max-months", type=int, default=3, metavar="N",
+                     help="run the silver facts once per touched month when there are at most N (default 3), "
+                          "else rebuild every month once")
+    inc.set_defaults(func=_run_command)
+
+    bf = sub.add_parser("backfill", parents=[common], help="rebuild silver and gold from what bronze holds")
+    bf.set_defaults(func=_run_command)
+
+    rs = sub.add_parser("runs", help="list the run records under outputs/runs")
+    rs.add_argument("--limit", type=int, default=20, metavar="N", help="newest N runs (default 20)")
+    rs.set_defaults(func=_cmd_runs)
+
+    sh = sub.add_parser("show", help="print one run's table")
+    sh.add_argument("run_id", nargs="?", default="latest", metavar="RUN_ID",
+                    help="a run id or a unique prefix (default: latest)")
+    sh.add_argument("--json", action="store_true", help="print run.json as is")
+    sh.set_defaults(func=_cmd_show)
     return parser
 
 
@@ -61,11 +240,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments (default ``sys.argv[1:]``).
 
     Returns:
-        The process exit status.
+        The process exit status (see the module doc).
     """
-    args = build_parser().parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(args_list)
     try:
+        if args.func is _run_command:
+            return int(_run_command(args, args_list))
         return int(args.func(args))
+    except LockError as exc:
+        print(f"ridelake: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except RidelakeError as exc:
         print(f"ridelake: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ridelake: interrupted", file=sys.stderr)
+        return 130

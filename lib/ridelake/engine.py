@@ -27,7 +27,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import IO, Any, Callable, Mapping, Protocol
 
 from ridelake.errors import ExecutionError
 
@@ -60,6 +60,7 @@ class Task:
         env: extra environment variables for the kernel.
         cwd: the kernel's working directory (the notebook's folder).
         receipt_path: JSON-lines file where the notebook's catalog I/O records its reads and writes.
+        log_path: file for the kernel process's own stdout and stderr (None: inherit ours).
     """
 
     key: str
@@ -71,6 +72,7 @@ class Task:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     receipt_path: Path | None = None
+    log_path: Path | None = None
 
 
 @dataclass
@@ -134,8 +136,10 @@ def read_receipts(path: Path | None) -> list[dict[str, Any]]:
     return records
 
 
-def _kernel_manager_class(env: Mapping[str, str], cwd: Path | None, ipc_dir: str) -> type:
-    """Build an ``AsyncKernelManager`` subclass for one kernel: IPC transport, extra env, cwd."""
+def _kernel_manager_class(env: Mapping[str, str], cwd: Path | None, ipc_dir: str, log: IO[bytes] | None = None) -> type:
+    """Build an ``AsyncKernelManager`` subclass for one kernel: IPC transport, extra env, cwd,
+    and the kernel process's stdout/stderr sent to ``log`` (ipykernel's own chatter, e.g. the
+    "KeyboardInterrupt caught in kernel" of a normal shutdown, stays off the console)."""
     from jupyter_client.manager import AsyncKernelManager
 
     extra_env, kernel_cwd, ip = dict(env), str(cwd) if cwd else None, os.path.join(ipc_dir, "k")
@@ -152,6 +156,8 @@ def _kernel_manager_class(env: Mapping[str, str], cwd: Path | None, ipc_dir: str
             kw["env"] = merged
             if kernel_cwd:
                 kw["cwd"] = kernel_cwd
+            if log is not None:
+                kw["stdout"] = kw["stderr"] = log
             return await super()._async_pre_start_kernel(**kw)
 
     return RidelakeKernelManager
@@ -208,6 +214,10 @@ class PapermillEngine:
             task.receipt_path.unlink(missing_ok=True)
             env["RIDELAKE_RECEIPT_FILE"] = str(task.receipt_path)
         ipc_dir = tempfile.mkdtemp(prefix="rl-")
+        log: IO[bytes] | None = None
+        if task.log_path is not None:
+            task.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(task.log_path, "ab")
         started = time.time()
         error: str | None = None
         cell: int | None = None
@@ -221,7 +231,7 @@ class PapermillEngine:
                 log_output=False,
                 start_timeout=self.start_timeout,
                 execution_timeout=self.execution_timeout,
-                kernel_manager_class=_kernel_manager_class(env, task.cwd, ipc_dir),
+                kernel_manager_class=_kernel_manager_class(env, task.cwd, ipc_dir, log),
             )
         except PapermillExecutionError as exc:
             cell = exc.cell_index
@@ -231,6 +241,8 @@ class PapermillEngine:
             error = f"{type(exc).__name__}: {str(exc).strip() or repr(exc)}"
         finally:
             shutil.rmtree(ipc_dir, ignore_errors=True)
+            if log is not None:
+                log.close()
         finished = time.time()
         _stamp_notebook(task, error)
         return Outcome(error is None, started, finished, error, cell, read_receipts(task.receipt_path))

@@ -1,7 +1,7 @@
 """Run records: ``outputs/runs/<run_id>/run.json``, the ``latest`` pointer, listing runs.
 
 A run folder holds the executed notebooks (``<layer>/<table>.ipynb``), the catalog receipts of
-each attempt (``receipts/``) and ``run.json``. ``run.json`` is rewritten atomically whenever a
+each attempt (``receipts/``), the kernels' own output (``logs/``) and ``run.json``. ``run.json`` is rewritten atomically whenever a
 notebook finishes, so a killed run still leaves a record (status ``running``).
 ``outputs/runs/latest`` is a relative symlink to the newest run folder; where symlinks are not
 possible it is a text file holding the run id.

@@ -76,13 +76,17 @@ class Stage:
         selectors: which notebooks (see :mod:`ridelake.selection`; none = all).
         params: values forced for this stage, over the run's parameters.
         per_month: notebooks declaring ``extraction_month`` run once per month the delivery
-            (the run's ``source_file`` and ``extraction_date``) touched.
+            (the run's ``source_file`` and ``extraction_date``) touched...
+        max_months: ...when it touched at most this many; beyond, one execution rebuilds every
+            month (each execution costs a kernel start and a read of bronze, so a delivery
+            spanning a year is faster rebuilt whole; the result is the same).
     """
 
     label: str
     selectors: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
     per_month: bool = False
+    max_months: int = 3
 
 
 @dataclass
@@ -260,12 +264,15 @@ def plan_stage(pipeline: Pipeline, stage: Stage, params: Mapping[str, Any],
         pipeline: the DAG.
         stage: the stage.
         params: the run's parameters.
-        months: for a ``per_month`` stage, the months (None: no expansion).
+        months: for a ``per_month`` stage, the months (None, or more than ``stage.max_months``:
+            no expansion).
 
     Returns:
         The planned nodes, in a dependency-respecting order.
     """
     values = {**params, **stage.params}
+    if months is not None and len(months) > stage.max_months:
+        months = None
     nodes: list[PlannedNode] = []
     for name in select(pipeline, stage.selectors):
         spec = pipeline.spec(name)
@@ -498,6 +505,7 @@ def _task_factory(run: _Run) -> Callable[[str, int], Task]:
             env=_kernel_env(run, node, attempt),
             cwd=node.spec.path.parent,
             receipt_path=receipt,
+            log_path=run.dir / "logs" / f"{key.replace('/', '__')}.{attempt}.log",
         )
 
     return make_task
@@ -540,8 +548,9 @@ def _print_plan(out: TextIO, pipeline: Pipeline, stages: Sequence[tuple[Stage, l
         for i, wave in enumerate(waves, 1):
             out.write(f"  wave {i}:\n")
             for key in wave:
-                p = by_key[key].params
-                out.write(f"    {key:<34} {' '.join(f'{k}={v}' for k, v in p.items())}".rstrip() + "\n")
+                shown_p = [k if params.get(k) == v and k in params else f"{k}={v}"
+                           for k, v in by_key[key].params.items()]
+                out.write(f"    {key:<34} {', '.join(shown_p)}".rstrip() + "\n")
         plan["stages"].append({"label": stage.label, "waves": waves})
     return plan
 
@@ -607,13 +616,17 @@ def execute(
         all_specs = [pipe.spec(n) for st in stages for n in select(pipe, st.selectors)]
         _check_overrides(request.overrides, all_specs)
         first = plan_stage(pipe, stages[0], params)
-    _check_source(first)
     if request.dry_run:
+        try:
+            _check_source(first)
+        except ParameterError as exc:
+            err.write(f"warning: {exc}\n")
         staged = [(stages[0], first)] + [(st, plan_stage(pipe, st, params)) for st in stages[1:]]
         plan = _print_plan(out, pipe, staged, params, jobs)
         if from_run:
             out.write(f"(rerunning what failed or was skipped in run {from_run})\n")
         return RunResult(EXIT_OK, manifest=plan)
+    _check_source(first)
 
     # 3. lock, bootstrap, run folder ------------------------------------------------------
     if engine is None and executor is None:
@@ -643,10 +656,10 @@ def execute(
         run.add(first)
         run.save()
         update_latest(runs_dir(base), run_id)
-        progress = Progress(err, live=live, max_attempts=request.retries + 1)
-        progress.start()
         err.write(f"run {run_id}: {len(first)} notebook(s) in stage {stages[0].label}, -j {jobs}"
                   f" -> {run.data['run_folder']}\n")
+        progress = Progress(err, live=live, max_attempts=request.retries + 1)
+        progress.start()
         pool = executor or ThreadExecutor(engine, jobs)  # type: ignore[arg-type]
         interrupted = False
         try:
@@ -707,6 +720,9 @@ def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], wareho
         if months is None:
             err.write("note: the months of the delivery are unknown (no staging record); "
                       "the silver facts run once over every month\n")
+        elif len(months) > stage.max_months:
+            err.write(f"delivery touched {len(months)} months (more than {stage.max_months}): "
+                      "the silver facts rebuild every month once\n")
         else:
             err.write(f"delivery touched {len(months)} month(s): {', '.join(months) or 'none'}\n")
     return plan_stage(pipe, stage, params, months)
