@@ -256,6 +256,47 @@ def test_from_failure_reruns_failed_and_skipped(project: Path) -> None:
         _run(project, FakeEngine(), from_failure=True, stages=(Stage("x", ("silver",)),))
 
 
+def test_run_json_is_written_while_running(project: Path) -> None:
+    seen: dict = {}
+
+    class Peek(FakeEngine):
+        def execute(self, task: Task) -> Outcome:
+            if task.key == "silver/booking":
+                run_json = task.output_path.parents[1] / "run.json"
+                seen.update(json.loads(run_json.read_text()))
+            return super().execute(task)
+
+    result, _, _ = _run(project, Peek())
+    assert result.exit_code == 0
+    assert seen["status"] == "running" and seen["finished_at"] is None
+    mid = _by_key(seen)
+    assert mid["bronze/prepare"]["status"] == "succeeded" and mid["gold/customer_analytics"]["status"] == "pending"
+
+
+def test_killed_run_is_listed_as_killed_and_rerun(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from ridelake.manifest import list_runs, update_latest, write_manifest
+    from ridelake.progress import runs_table
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    run_id = "20260101T000000Z-dead"
+    notebooks = [{"name": n, "key": n, "status": st, "params": {}} for n, st in
+                 [("bronze/prepare", "succeeded"), ("bronze/booking", "running"), ("bronze/customer", "pending")]]
+    write_manifest(project / "outputs" / "runs" / run_id,
+                   {"run_id": run_id, "status": "running", "host": socket.gethostname(), "pid": proc.pid,
+                    "params": {"extraction_date": "2024-12-31"}, "notebooks": notebooks})
+    update_latest(project / "outputs" / "runs", run_id)
+    assert "killed" in runs_table(list_runs(project / "outputs" / "runs"))
+    engine = FakeEngine()
+    result, _, _ = _run(project, engine, from_failure=True)
+    assert [t.key for t in engine.tasks] == ["bronze/booking", "bronze/customer"]
+    assert result.exit_code == 0
+
+
 def test_second_run_on_the_same_warehouse_refuses(project: Path) -> None:
     held = WarehouseLock(lock_path(str(project / "warehouse"), project), "other-run")
     held.acquire()

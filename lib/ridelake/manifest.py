@@ -13,10 +13,13 @@ import datetime as dt
 import json
 import os
 import secrets
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 from ridelake.errors import ConfigError
+from ridelake.scheduler import FAILED, SUCCEEDED, Listener, NodeState
 
 __all__ = [
     "RUN_FILE",
@@ -31,6 +34,8 @@ __all__ = [
     "latest_run_id",
     "resolve_run",
     "list_runs",
+    "effective_status",
+    "RunRecord",
 ]
 
 RUN_FILE = "run.json"
@@ -196,3 +201,146 @@ def list_runs(runs: str | Path, limit: int | None = None) -> list[dict[str, Any]
         if limit is not None and len(records) >= limit:
             break
     return records
+
+
+def effective_status(run: dict[str, Any]) -> str:
+    """A run's status, with ``killed`` for a ``running`` record whose process is gone (same host)."""
+    from ridelake.lock import pid_alive
+
+    status = str(run.get("status", "?"))
+    if status == "running" and run.get("host") == socket.gethostname():
+        pid = run.get("pid")
+        if isinstance(pid, int) and not pid_alive(pid):
+            return "killed"
+    return status
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+class RunRecord(Listener):
+    """One run's folder and ``run.json``, kept in step with the scheduler.
+
+    It is a scheduler :class:`~ridelake.scheduler.Listener`: ``run.json`` is rewritten whenever
+    a notebook ends, is retried or is skipped. Use it from the scheduling thread only.
+
+    Args:
+        root: the project root (paths in the record are relative to it).
+        run_id: the run.
+        header: run-level fields recorded after the standard ones (command, params, ...).
+    """
+
+    def __init__(self, root: str | Path, run_id: str, header: dict[str, Any] | None = None) -> None:
+        self.root = Path(root)
+        self.run_id = run_id
+        self.dir = runs_dir(self.root) / run_id
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, NodeState] = {}
+        self.started = time.time()
+        self.finished: float | None = None
+        self.status = "running"
+        self.exit_code: int | None = None
+        self.data: dict[str, Any] = {
+            "run_id": run_id, "status": "running", "exit_code": None, "started_at": iso(self.started),
+            "finished_at": None, "duration_s": None, **(header or {}),
+            "host": socket.gethostname(), "pid": os.getpid(), "run_folder": _rel(self.dir, self.root),
+            "notebooks": [],
+        }
+
+    # -- where things go ------------------------------------------------------------------
+    def output(self, key: str) -> Path:
+        """The executed notebook: ``<run>/<layer>/<table>[@month].ipynb``."""
+        return self.dir / f"{key}.ipynb"
+
+    def attempt_output(self, key: str, attempt: int) -> Path:
+        """Where an earlier, failed attempt's notebook is kept (``<table>.attempt-N.ipynb``)."""
+        out = self.output(key)
+        return out.with_name(f"{out.stem}.attempt-{attempt}.ipynb")
+
+    def receipt(self, key: str, attempt: int) -> Path:
+        """The catalog receipt file of one attempt."""
+        return self.dir / "receipts" / f"{key.replace('/', '__')}.{attempt}.jsonl"
+
+    def log(self, key: str, attempt: int) -> Path:
+        """The kernel process's own output for one attempt."""
+        return self.dir / "logs" / f"{key.replace('/', '__')}.{attempt}.log"
+
+    # -- content --------------------------------------------------------------------------
+    def add(self, key: str, *, name: str, table: str | None, params: dict[str, Any], stage: str) -> None:
+        """Describe a notebook execution of this run (recorded as ``pending`` until it runs)."""
+        self.entries[key] = {"name": name, "key": key, "stage": stage, "table": table, "params": dict(params)}
+        self.states.setdefault(key, NodeState(key))
+
+    def track(self, states: dict[str, NodeState]) -> None:
+        """Follow the scheduler's live states for these keys."""
+        self.states.update(states)
+
+    def notebook(self, key: str) -> dict[str, Any]:
+        """The ``run.json`` entry of one notebook execution."""
+        entry, state = self.entries[key], self.states[key]
+        out = state.outcome
+        receipts = out.receipts if out is not None else []
+        writes = {r["table"]: r.get("snapshot_id") for r in receipts if r.get("op") == "write" and "table" in r}
+        reads: dict[str, Any] = {}
+        for r in receipts:
+            if r.get("op") == "read" and "table" in r:
+                reads.setdefault(r["table"], r.get("snapshot_id"))
+        rows = sum(int(r.get("rows_written") or 0) for r in receipts if r.get("op") == "write") if out else None
+        output = self.output(key)
+        log = []
+        for a in state.attempts:
+            path = output if a.attempt == len(state.attempts) else self.attempt_output(key, a.attempt)
+            log.append({"attempt": a.attempt, "status": SUCCEEDED if a.ok else FAILED,
+                        "started_at": iso(a.started_at), "finished_at": iso(a.finished_at),
+                        "duration_s": round(a.finished_at - a.started_at, 3), "error": a.error,
+                        "output": _rel(path, self.root) if path.exists() else None})
+        return {
+            "name": entry["name"],
+            "key": key,
+            "stage": entry["stage"],
+            "status": state.status,
+            "attempts": len(state.attempts),
+            "started_at": iso(state.started_at),
+            "finished_at": iso(state.finished_at),
+            "duration_s": round(state.duration_s, 3) if state.duration_s is not None else None,
+            "output": _rel(output, self.root) if output.exists() else None,
+            "table": entry["table"],
+            "rows_written": rows,
+            "error": state.error,
+            "error_cell": out.error_cell if out is not None and not out.ok else None,
+            "params": entry["params"],
+            "writes": writes,
+            "reads": reads,
+            "attempt_log": log,
+        }
+
+    def save(self) -> None:
+        """Rewrite ``run.json`` (atomically)."""
+        now = self.finished
+        self.data.update({
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "finished_at": iso(now),
+            "duration_s": round(now - self.started, 3) if now else None,
+            "notebooks": [self.notebook(k) for k in self.entries],
+        })
+        write_manifest(self.dir, self.data)
+
+    def finish(self, status: str, exit_code: int) -> None:
+        """Close the record with the run's final status."""
+        self.finished, self.status, self.exit_code = time.time(), status, exit_code
+        self.save()
+
+    # -- scheduler hooks ------------------------------------------------------------------
+    def on_retry(self, state: NodeState, delay: float) -> None:
+        self.save()
+
+    def on_finish(self, state: NodeState) -> None:
+        self.save()
+
+    def on_skip(self, state: NodeState) -> None:
+        self.save()

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, Iterable, Mapping, TextIO
 
+from ridelake.manifest import effective_status
 from ridelake.scheduler import FAILED, SUCCEEDED, Listener, NodeState
 
 __all__ = ["Progress", "summary_table", "runs_table", "format_seconds"]
@@ -195,7 +196,7 @@ def summary_table(run: Mapping[str, Any], run_folder: str | None = None) -> str:
         "",
         f"run folder:  {run_folder or run.get('run_folder', '?')}",
         f"wall time:   {format_seconds(run.get('duration_s'))} s",
-        f"status:      {run.get('status', '?')} (exit status {run.get('exit_code', '?')})",
+        f"status:      {effective_status(dict(run))} (exit status {run.get('exit_code', '?')})",
     ]
     failed = [nb for nb in notebooks if nb.get("status") == FAILED]
     for nb in failed:
@@ -221,7 +222,7 @@ def runs_table(runs: Iterable[Mapping[str, Any]]) -> str:
         skipped = sum(1 for nb in notebooks if nb.get("status") == "skipped")
         note = ", ".join(failed) + (f" (+{skipped} skipped)" if skipped else "")
         rows.append([run.get("run_id", "?"), str(run.get("started_at", "?"))[:19].replace("T", " "),
-                     run.get("command", "run"), run.get("status", "?"), format_seconds(run.get("duration_s")),
+                     run.get("command", "run"), effective_status(dict(run)), format_seconds(run.get("duration_s")),
                      str(len(notebooks)), note or "-"])
     if not rows:
         return "no runs recorded yet"

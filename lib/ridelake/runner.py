@@ -29,9 +29,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-import socket
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
@@ -39,13 +37,11 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 from ridelake import config
 from ridelake.dag import NotebookSpec, Pipeline, layered, load_pipeline
 from ridelake.engine import Engine, Executor, Task, ThreadExecutor
-from ridelake.errors import ConfigError, ParameterError, SelectionError
+from ridelake.errors import ParameterError, SelectionError
 from ridelake.lock import WarehouseLock, lock_path
-from ridelake.manifest import (iso, new_run_id, read_manifest, resolve_run, runs_dir, update_latest,
-                               write_manifest)
+from ridelake.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.progress import Progress, summary_table
-from ridelake.scheduler import (FAILED, PENDING, SKIPPED, SUCCEEDED, Listener, MultiListener, Node,
-                                NodeState, Scheduler)
+from ridelake.scheduler import FAILED, PENDING, SKIPPED, SUCCEEDED, MultiListener, Node, Scheduler
 from ridelake.selection import select
 
 __all__ = [
@@ -342,159 +338,32 @@ def delivery_months(source_file: str | Path, extraction_date: str, extraction_mo
     return sorted({str(m) for m in months}) if isinstance(months, list) else None
 
 
-# -- records -----------------------------------------------------------------------------------
+# -- execution ---------------------------------------------------------------------------------
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-class _Run:
-    """The mutable state of one run and its run.json (used on the scheduling thread only)."""
-
-    def __init__(self, root: Path, run_id: str, request: RunRequest, params: dict[str, Any],
-                 jobs: int, warehouse: str) -> None:
-        self.root, self.run_id, self.request = root, run_id, request
-        self.dir = runs_dir(root) / run_id
-        self.nodes: dict[str, PlannedNode] = {}
-        self.states: dict[str, NodeState] = {}
-        self.stage_errors: dict[str, str] = {}
-        self.started = time.time()
-        self.finished: float | None = None
-        self.status = "running"
-        self.exit_code: int | None = None
-        self.data: dict[str, Any] = {
-            "run_id": run_id,
-            "command": request.command,
-            "argv": list(request.argv),
-            "status": "running",
-            "exit_code": None,
-            "started_at": iso(self.started),
-            "finished_at": None,
-            "duration_s": None,
-            "params": params,
-            "params_file": None,
-            "selectors": [s for st in request.stages for s in st.selectors],
-            "stages": [st.label for st in request.stages],
-            "from_failure": None,
-            "jobs": jobs,
-            "retries": request.retries,
-            "retry_delay": request.retry_delay,
-            "warehouse": warehouse,
-            "catalog_uri": os.environ.get("RIDELAKE_CATALOG_URI"),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "run_folder": _rel(self.dir, root),
-            "notebooks": [],
-        }
-
-    def output(self, key: str) -> Path:
-        return self.dir / f"{key}.ipynb"
-
-    def receipt(self, key: str, attempt: int) -> Path:
-        return self.dir / "receipts" / f"{key.replace('/', '__')}.{attempt}.jsonl"
-
-    def add(self, nodes: Sequence[PlannedNode]) -> None:
-        for n in nodes:
-            self.nodes[n.key] = n
-            self.states.setdefault(n.key, NodeState(n.key))
-
-    def record(self, node: PlannedNode) -> dict[str, Any]:
-        state = self.states[node.key]
-        out = state.outcome
-        receipts = out.receipts if out is not None else []
-        writes = {r["table"]: r.get("snapshot_id") for r in receipts if r.get("op") == "write" and "table" in r}
-        reads: dict[str, Any] = {}
-        for r in receipts:
-            if r.get("op") == "read" and "table" in r:
-                reads.setdefault(r["table"], r.get("snapshot_id"))
-        rows = sum(int(r.get("rows_written") or 0) for r in receipts if r.get("op") == "write") if out else None
-        output = self.output(node.key)
-        log = []
-        for a in state.attempts:
-            last = a.attempt == len(state.attempts)
-            path = output if last else output.with_name(f"{output.stem}.attempt-{a.attempt}.ipynb")
-            log.append({"attempt": a.attempt, "status": SUCCEEDED if a.ok else FAILED,
-                        "started_at": iso(a.started_at), "finished_at": iso(a.finished_at),
-                        "duration_s": round(a.finished_at - a.started_at, 3), "error": a.error,
-                        "output": _rel(path, self.root) if path.exists() else None})
-        status = state.status
-        return {
-            "name": node.spec.name,
-            "key": node.key,
-            "stage": node.stage,
-            "status": status,
-            "attempts": len(state.attempts),
-            "started_at": iso(state.started_at),
-            "finished_at": iso(state.finished_at),
-            "duration_s": round(state.duration_s, 3) if state.duration_s is not None else None,
-            "output": _rel(output, self.root) if output.exists() else None,
-            "table": node.spec.table,
-            "rows_written": rows,
-            "error": state.error,
-            "error_cell": out.error_cell if out is not None and not out.ok else None,
-            "params": dict(node.params),
-            "writes": writes,
-            "reads": reads,
-            "attempt_log": log,
-        }
-
-    def save(self) -> None:
-        now = self.finished
-        self.data.update({
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "finished_at": iso(now),
-            "duration_s": round(now - self.started, 3) if now else None,
-            "notebooks": [self.record(n) for n in self.nodes.values()],
-        })
-        write_manifest(self.dir, self.data)
-
-
-class _Recorder(Listener):
-    """Rewrites run.json whenever a notebook ends, is retried or is skipped."""
-
-    def __init__(self, run: _Run) -> None:
-        self.run = run
-
-    def on_retry(self, state: NodeState, delay: float) -> None:
-        self.run.save()
-
-    def on_finish(self, state: NodeState) -> None:
-        self.run.save()
-
-    def on_skip(self, state: NodeState) -> None:
-        self.run.save()
-
-
-# -- the coordinator ---------------------------------------------------------------------------
-
-def _kernel_env(run: _Run, node: PlannedNode, attempt: int) -> dict[str, str]:
+def _kernel_env(record: RunRecord, node: PlannedNode, attempt: int) -> dict[str, str]:
     env = {
-        "RIDELAKE_RUN_ID": run.run_id,
+        "RIDELAKE_RUN_ID": record.run_id,
         "RIDELAKE_NOTEBOOK": node.spec.name,
         "RIDELAKE_PARAMS_HASH": params_hash(node.params),
-        "RIDELAKE_HOME": str(run.root),
+        "RIDELAKE_HOME": str(record.root),
         "RIDELAKE_ATTEMPT": str(attempt),
     }
     if os.environ.get("RIDELAKE_WAREHOUSE"):
-        env["RIDELAKE_WAREHOUSE"] = run.data["warehouse"]
+        env["RIDELAKE_WAREHOUSE"] = record.data["warehouse"]
     if os.environ.get("RIDELAKE_CATALOG_URI"):
         env["RIDELAKE_CATALOG_URI"] = os.environ["RIDELAKE_CATALOG_URI"]
     return env
 
 
-def _task_factory(run: _Run) -> Callable[[str, int], Task]:
+def _task_factory(record: RunRecord, planned: Mapping[str, PlannedNode]) -> Callable[[str, int], Task]:
     def make_task(key: str, attempt: int) -> Task:
-        node = run.nodes[key]
-        output = run.output(key)
+        node = planned[key]
+        output = record.output(key)
         if attempt > 1 and output.exists():  # keep the failed attempt's notebook beside the next one
-            os.replace(output, output.with_name(f"{output.stem}.attempt-{attempt - 1}.ipynb"))
-        output.parent.mkdir(parents=True, exist_ok=True)
-        receipt = run.receipt(key, attempt)
-        receipt.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(output, record.attempt_output(key, attempt - 1))
+        receipt = record.receipt(key, attempt)
+        for folder in (output.parent, receipt.parent):
+            folder.mkdir(parents=True, exist_ok=True)
         return Task(
             key=key,
             name=node.spec.name,
@@ -502,10 +371,10 @@ def _task_factory(run: _Run) -> Callable[[str, int], Task]:
             output_path=output,
             parameters=dict(node.params),
             attempt=attempt,
-            env=_kernel_env(run, node, attempt),
+            env=_kernel_env(record, node, attempt),
             cwd=node.spec.path.parent,
             receipt_path=receipt,
-            log_path=run.dir / "logs" / f"{key.replace('/', '__')}.{attempt}.log",
+            log_path=record.log(key, attempt),
         )
 
     return make_task
@@ -555,6 +424,98 @@ def _print_plan(out: TextIO, pipeline: Pipeline, stages: Sequence[tuple[Stage, l
     return plan
 
 
+@dataclass
+class _Plan:
+    """A request made concrete: the run's parameters, its stages and the first stage's nodes."""
+
+    params: dict[str, Any]
+    stages: list[Stage]
+    first: list[PlannedNode]
+    from_run: str | None = None
+
+
+def _make_plan(request: RunRequest, pipe: Pipeline, root: Path, err: TextIO) -> _Plan:
+    if request.from_failure:
+        if any(st.selectors for st in request.stages):
+            raise SelectionError("--from-failure reruns what failed in a run; do not combine it with selectors")
+        from_run, prev_params, rerun = _from_failure_nodes(pipe, root, request.from_run, request.overrides)
+        _check_overrides(request.overrides, [n.spec for n in rerun])
+        if request.params_file is not None:
+            err.write(f"note: --from-failure reuses the parameters of run {from_run}; "
+                      f"{request.params_file} is not read (override with -p key=value)\n")
+        params = resolve_params(root, overrides=request.overrides, base=prev_params)
+        return _Plan(params, [Stage("from-failure")], rerun, from_run)
+    params = resolve_params(root, request.params_file, request.overrides)
+    stages = list(request.stages)
+    _check_overrides(request.overrides, [pipe.spec(n) for st in stages for n in select(pipe, st.selectors)])
+    return _Plan(params, stages, plan_stage(pipe, stages[0], params))
+
+
+def _header(request: RunRequest, plan: _Plan, root: Path, jobs: int, warehouse: str) -> dict[str, Any]:
+    file = None if request.from_failure else _find_params_file(root, request.params_file)
+    return {
+        "command": request.command,
+        "argv": list(request.argv),
+        "params": plan.params,
+        "params_file": str(file) if file is not None else None,
+        "selectors": [s for st in request.stages for s in st.selectors],
+        "stages": [st.label for st in plan.stages],
+        "from_failure": plan.from_run,
+        "jobs": jobs,
+        "retries": request.retries,
+        "retry_delay": request.retry_delay,
+        "warehouse": warehouse,
+        "catalog_uri": os.environ.get("RIDELAKE_CATALOG_URI"),
+    }
+
+
+def _add(record: RunRecord, planned: dict[str, PlannedNode], nodes: Sequence[PlannedNode]) -> None:
+    for n in nodes:
+        planned[n.key] = n
+        record.add(n.key, name=n.spec.name, table=n.spec.table, params=dict(n.params), stage=n.stage)
+
+
+def _any_not_ok(record: RunRecord) -> bool:
+    return any(s.status not in (SUCCEEDED, PENDING) for s in record.states.values())
+
+
+def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRecord, pool: Executor,
+                progress: Progress, err: TextIO, warehouse: str) -> bool:
+    """Run the stages one after the other; a stage after one that did not succeed is skipped.
+
+    Returns:
+        True when the run was interrupted (Ctrl-C).
+    """
+    planned: dict[str, PlannedNode] = {}
+    for i, stage in enumerate(plan.stages):
+        nodes = plan.first if i == 0 else _later_stage(pipe, stage, plan.params, warehouse, err)
+        _add(record, planned, nodes)
+        if _any_not_ok(record):
+            for n in nodes:
+                record.states[n.key].status = SKIPPED
+                record.states[n.key].error = "an earlier stage did not succeed"
+            record.save()
+            continue
+        progress.outputs.update({n.key: _rel(record.output(n.key), record.root) for n in nodes})
+        sched = Scheduler(_link(pipe, nodes), pool, _task_factory(record, planned), retries=request.retries,
+                          retry_delay=request.retry_delay, listener=MultiListener(record, progress))
+        record.track(sched.states)
+        try:
+            sched.run()
+        except KeyboardInterrupt:
+            return True
+        finally:
+            record.data["peak_parallelism"] = max(record.data.get("peak_parallelism", 0), sched.peak_running)
+    return False
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def execute(
     request: RunRequest,
     *,
@@ -587,8 +548,7 @@ def execute(
     Raises:
         RidelakeError: bad selector or parameter, locked warehouse, unreadable pipeline.
     """
-    out = out or sys.stdout
-    err = err or sys.stderr
+    out, err = out or sys.stdout, err or sys.stderr
     base = Path(root).resolve() if root is not None else config.project_root()
     pipe = pipeline or load_pipeline(base)
     jobs = request.jobs if request.jobs is not None else (os.cpu_count() or 1)
@@ -597,38 +557,21 @@ def execute(
     if request.retries < 0:
         raise ParameterError(f"--retries must be 0 or more, got {request.retries}")
 
-    # 1-2. parameters and plan ------------------------------------------------------------
-    from_run = None
-    if request.from_failure:
-        if any(st.selectors for st in request.stages):
-            raise SelectionError("--from-failure reruns what failed in a run; do not combine it with selectors")
-        from_run, prev_params, rerun = _from_failure_nodes(pipe, base, request.from_run, request.overrides)
-        params = resolve_params(base, overrides=request.overrides, base=prev_params)
-        _check_overrides(request.overrides, [n.spec for n in rerun])
-        stages: list[Stage] = [Stage("from-failure")]
-        first: list[PlannedNode] = rerun
-        if request.params_file is not None:
-            err.write(f"note: --from-failure reuses the parameters of run {from_run}; "
-                      f"{request.params_file} is not read (override with -p key=value)\n")
-    else:
-        params = resolve_params(base, request.params_file, request.overrides)
-        stages = list(request.stages)
-        all_specs = [pipe.spec(n) for st in stages for n in select(pipe, st.selectors)]
-        _check_overrides(request.overrides, all_specs)
-        first = plan_stage(pipe, stages[0], params)
+    # 1-2. parameters and plan
+    plan = _make_plan(request, pipe, base, err)
     if request.dry_run:
         try:
-            _check_source(first)
+            _check_source(plan.first)
         except ParameterError as exc:
             err.write(f"warning: {exc}\n")
-        staged = [(stages[0], first)] + [(st, plan_stage(pipe, st, params)) for st in stages[1:]]
-        plan = _print_plan(out, pipe, staged, params, jobs)
-        if from_run:
-            out.write(f"(rerunning what failed or was skipped in run {from_run})\n")
-        return RunResult(EXIT_OK, manifest=plan)
-    _check_source(first)
+        staged = [(plan.stages[0], plan.first)] + [(st, plan_stage(pipe, st, plan.params)) for st in plan.stages[1:]]
+        shown = _print_plan(out, pipe, staged, plan.params, jobs)
+        if plan.from_run:
+            out.write(f"(rerunning what failed or was skipped in run {plan.from_run})\n")
+        return RunResult(EXIT_OK, manifest=shown)
+    _check_source(plan.first)
 
-    # 3. lock, bootstrap, run folder ------------------------------------------------------
+    # 3. engine, lock, catalog
     if engine is None and executor is None:
         from ridelake.engine import PapermillEngine
 
@@ -641,74 +584,45 @@ def execute(
     run_id = new_run_id()
     lock = WarehouseLock(lock_path(warehouse, base), run_id, warehouse=warehouse)
     lock.acquire(wait=request.wait)
+    record: RunRecord | None = None
     progress: Progress | None = None
-    run: _Run | None = None
+    pool = executor or ThreadExecutor(engine, jobs)  # type: ignore[arg-type]
+    interrupted = False
     try:
         if lock.broke:
             err.write(f"note: {lock.broke}\n")
         if bootstrap is not None:
             bootstrap()
-        run = _Run(base, run_id, request, params, jobs, warehouse)
-        if not request.from_failure:
-            file = _find_params_file(base, request.params_file)
-            run.data["params_file"] = _rel(file.resolve(), base) if file is not None else None
-        run.data["from_failure"] = from_run
-        run.add(first)
-        run.save()
+        # 4-5. run folder, stages, record
+        record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse))
+        _add(record, {}, plan.first)
+        record.save()
         update_latest(runs_dir(base), run_id)
-        err.write(f"run {run_id}: {len(first)} notebook(s) in stage {stages[0].label}, -j {jobs}"
-                  f" -> {run.data['run_folder']}\n")
+        err.write(f"run {run_id}: {len(plan.first)} notebook(s) in stage {plan.stages[0].label}, -j {jobs}"
+                  f" -> {record.data['run_folder']}\n")
         progress = Progress(err, live=live, max_attempts=request.retries + 1)
         progress.start()
-        pool = executor or ThreadExecutor(engine, jobs)  # type: ignore[arg-type]
-        interrupted = False
-        try:
-            for i, stage in enumerate(stages):
-                nodes = first if i == 0 else _later_stage(pipe, stage, params, warehouse, err)
-                run.add(nodes)
-                if _any_not_ok(run) or interrupted:
-                    for n in nodes:
-                        run.states[n.key].status = SKIPPED
-                        run.states[n.key].error = "an earlier stage did not succeed"
-                    continue
-                progress.outputs.update({n.key: _rel(run.output(n.key), base) for n in nodes})
-                sched = Scheduler(_link(pipe, nodes), pool, _task_factory(run), retries=request.retries,
-                                  retry_delay=request.retry_delay,
-                                  listener=MultiListener(_Recorder(run), progress))
-                run.states.update(sched.states)  # the records follow the scheduler's states
-                try:
-                    sched.run()
-                except KeyboardInterrupt:
-                    interrupted = True
-                run.data.setdefault("peak_parallelism", 0)
-                run.data["peak_parallelism"] = max(run.data["peak_parallelism"], sched.peak_running)
-        finally:
-            if executor is None:
-                pool.close(cancel=interrupted)
-        run.finished = time.time()
+        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, warehouse)
         if interrupted:
-            run.status, run.exit_code = "interrupted", EXIT_INTERRUPTED
-        elif _any_not_ok(run):
-            run.status, run.exit_code = "failed", EXIT_FAILED
+            record.finish("interrupted", EXIT_INTERRUPTED)
+        elif _any_not_ok(record):
+            record.finish("failed", EXIT_FAILED)
         else:
-            run.status, run.exit_code = "succeeded", EXIT_OK
-        run.save()
+            record.finish("succeeded", EXIT_OK)
     finally:
+        if executor is None:
+            pool.close(cancel=interrupted)
         if progress is not None:
             progress.stop()
-        if run is not None and run.exit_code is None:  # an unexpected error: leave an honest record
-            run.finished, run.status, run.exit_code = time.time(), "failed", EXIT_FAILED
+        if record is not None and record.exit_code is None:  # an unexpected error: leave an honest record
             try:
-                run.save()
+                record.finish("failed", EXIT_FAILED)
             except OSError:
                 pass
         lock.release()
-    out.write(summary_table(run.data) + "\n")
-    return RunResult(run.exit_code, run_id, run.dir, run.data)
-
-
-def _any_not_ok(run: _Run) -> bool:
-    return any(s.status != SUCCEEDED for s in run.states.values() if s.status != PENDING)
+    # 6. summary
+    out.write(summary_table(record.data) + "\n")
+    return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
 
 
 def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], warehouse: str,
@@ -719,7 +633,7 @@ def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], wareho
                                  params.get("extraction_month"), warehouse)
         if months is None:
             err.write("note: the months of the delivery are unknown (no staging record); "
-                      "the silver facts run once over every month\n")
+                      "the silver facts rebuild every month once\n")
         elif len(months) > stage.max_months:
             err.write(f"delivery touched {len(months)} months (more than {stage.max_months}): "
                       "the silver facts rebuild every month once\n")
