@@ -139,6 +139,11 @@ def test_dry_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--dry-run", "+silver/booking"]) == 0
     out = capsys.readouterr().out
     assert "wave 1:" in out and "bronze/prepare" in out and "gold/" not in out
+    assert main(["run", "silver/customer", "-j", "1", "gold", "--dry-run"]) == 0  # selectors around options
+    out = capsys.readouterr().out
+    assert "silver/customer" in out and "gold/daily_booking_summary" in out and "bronze/" not in out
+    with pytest.raises(SystemExit):
+        main(["gold", "--dry-run", "stray"])
     assert FakeEngine.tasks == [] and not (project / "outputs" / "runs").exists()
 
 

@@ -135,6 +135,18 @@ def test_engine_exception_is_a_failure_not_a_hang() -> None:
     assert states["y"].status == SKIPPED
 
 
+def test_failed_kernel_start_is_retried() -> None:
+    class FlakyKernel(FakeEngine):
+        def execute(self, task):
+            if task.attempt == 1:
+                raise RuntimeError("Kernel didn't respond in 60 seconds")
+            return super().execute(task)
+
+    _, states = _run([Node("x")], FlakyKernel(), retries=2, retry_delay=0.01)
+    assert states["x"].status == SUCCEEDED and [a.ok for a in states["x"].attempts] == [False, True]
+    assert "Kernel didn't respond" in states["x"].attempts[0].error
+
+
 def test_task_factory_error_is_a_failed_attempt() -> None:
     def bad_task(key: str, attempt: int) -> Task:
         if key == "x":

@@ -243,7 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         The process exit status (see the module doc).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(args_list)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(args_list)
+    if extra:
+        # selectors split by options (`run silver -j 2 gold`) are still selectors
+        if args.command == "run" and not any(e.startswith("-") for e in extra):
+            args.selectors = [*args.selectors, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.func is _run_command:
             return int(_run_command(args, args_list))

@@ -83,8 +83,11 @@ class Outcome:
         ok: the notebook ran to the end without an error.
         started_at: epoch seconds when execution began.
         finished_at: epoch seconds when it ended.
-        error: ``cell N: EName: evalue`` for a failing cell, else ``EName: message``.
-        error_cell: index of the failing cell in the executed notebook, when known.
+        error: ``cell N: EName: evalue`` for a failing cell, else ``EName: message`` (a kernel
+            that did not start, died, or an I/O error).
+        error_cell: N, the failing cell's index in the executed notebook as papermill reports it
+            (papermill's injected-parameters cell counts; its error banner, added on top of the
+            kept notebook afterwards, does not).
         receipts: the records the notebook appended to the receipt file.
     """
 
@@ -213,7 +216,7 @@ class PapermillEngine:
             task.receipt_path.parent.mkdir(parents=True, exist_ok=True)
             task.receipt_path.unlink(missing_ok=True)
             env["RIDELAKE_RECEIPT_FILE"] = str(task.receipt_path)
-        ipc_dir = tempfile.mkdtemp(prefix="rl-")
+        ipc_dir = tempfile.mkdtemp(prefix="rl-", dir=_short_tmp())
         log: IO[bytes] | None = None
         if task.log_path is not None:
             task.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,6 +249,12 @@ class PapermillEngine:
         finished = time.time()
         _stamp_notebook(task, error)
         return Outcome(error is None, started, finished, error, cell, read_receipts(task.receipt_path))
+
+
+def _short_tmp() -> str | None:
+    """A temporary folder short enough for IPC socket paths (Unix sockets allow ~104 bytes)."""
+    base = tempfile.gettempdir()
+    return "/tmp" if len(base) > 60 and os.path.isdir("/tmp") else None
 
 
 def _stamp_notebook(task: Task, error: str | None) -> None:

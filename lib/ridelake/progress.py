@@ -176,7 +176,8 @@ def summary_table(run: Mapping[str, Any], run_folder: str | None = None) -> str:
     notebooks = list(run.get("notebooks") or [])
     rows = [[nb.get("key") or nb["name"], nb.get("status", "?"), str(nb.get("attempts", 0)),
              format_seconds(nb.get("duration_s")), _rows(nb.get("rows_written"))] for nb in notebooks]
-    lines = [f"run {run.get('run_id', '?')}  ({run.get('command', 'run')})", ""]
+    what = run.get("command", "run") + (f", rerunning what failed in {run['from_failure']}" if run.get("from_failure") else "")
+    lines = [f"run {run.get('run_id', '?')}  ({what})", ""]
     lines += _table(["notebook", "status", "attempts", "seconds", "rows written"], rows, {2, 3, 4})
     layers: dict[str, dict[str, Any]] = {}
     for nb in notebooks:
