@@ -176,8 +176,8 @@ class Pipeline:
     root: Path
     notebooks: dict[str, NotebookSpec]
     source: Path | None = None
-    _deps: dict[str, set[str]] = field(default_factory=dict, repr=False)
-    _order: list[str] = field(default_factory=list, repr=False)
+    _deps: dict[str, set[str]] = field(init=False, repr=False)
+    _order: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         writers: dict[str, list[str]] = {}

@@ -207,6 +207,7 @@ class PapermillEngine:
         Returns:
             The :class:`Outcome`.
         """
+        started = time.time()
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
@@ -221,7 +222,6 @@ class PapermillEngine:
         if task.log_path is not None:
             task.log_path.parent.mkdir(parents=True, exist_ok=True)
             log = open(task.log_path, "ab")
-        started = time.time()
         error: str | None = None
         cell: int | None = None
         try:

@@ -173,8 +173,8 @@ def _yaml_scalar(text: Any) -> Any:
 
 
 def _absolute_source(value: Any, root: Path) -> Any:
-    if value is None:
-        return None
+    if value is None or "://" in str(value):
+        return value
     path = Path(str(value)).expanduser()
     if path.is_absolute():
         return str(path)
