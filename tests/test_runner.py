@@ -250,7 +250,7 @@ def test_from_failure_reruns_failed_and_skipped(project: Path) -> None:
     assert third.exit_code == 0 and third.manifest["notebooks"] == []
     # an explicit run id
     engine = FakeEngine()
-    fourth, _, _ = _run(project, engine, from_failure=True, from_run=first.run_id[:18])
+    fourth, _, _ = _run(project, engine, from_failure=True, from_run=first.run_id)
     assert len(engine.tasks) == 3 and fourth.manifest["from_failure"] == first.run_id
     with pytest.raises(SelectionError, match="do not combine"):
         _run(project, FakeEngine(), from_failure=True, stages=(Stage("x", ("silver",)),))
@@ -438,3 +438,19 @@ def test_real_papermill_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     kept = json.loads((runs / failed.run_id / "silver" / "right.ipynb").read_text())
     assert "papermill-error-cell-tag" in kept["cells"][0]["metadata"].get("tags", [])
     assert "silver/right failed after 1 attempt: cell 2: ValueError: exploded on purpose" in err.getvalue()
+
+
+def test_resolve_run_by_prefix(tmp_path: Path) -> None:
+    from ridelake.errors import ConfigError
+    from ridelake.manifest import resolve_run, update_latest, write_manifest
+
+    runs = tmp_path / "runs"
+    for run_id in ("20260101T000000Z-aaaa", "20260101T000000Z-aabb", "20260102T000000Z-cccc"):
+        write_manifest(runs / run_id, {"run_id": run_id})
+    update_latest(runs, "20260102T000000Z-cccc")
+    assert resolve_run(runs, None).name == "20260102T000000Z-cccc"
+    assert resolve_run(runs, "20260101T000000Z-aab").name == "20260101T000000Z-aabb"
+    with pytest.raises(ConfigError, match="ambiguous"):
+        resolve_run(runs, "20260101")
+    with pytest.raises(ConfigError, match="no run"):
+        resolve_run(runs, "2030")
