@@ -325,17 +325,9 @@ def delivery_months(source_file: str | Path, extraction_date: str, extraction_mo
         The months, sorted; None when the record is not there (object-store warehouse, or
         prepare did not run).
     """
-    location = warehouse or config.warehouse_location()
-    if not config.is_local_warehouse(location):
-        return None
-    key = f"{Path(str(source_file)).name}__{extraction_date}__{extraction_month or 'all'}"
-    meta = Path(location) / "_staging" / f"{key}.json"
-    try:
-        info = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    months = info.get("months") if isinstance(info, dict) else None
-    return sorted({str(m) for m in months}) if isinstance(months, list) else None
+    from ridelake.source import staged_months
+
+    return staged_months(source_file, extraction_date, extraction_month, warehouse)
 
 
 # -- execution ---------------------------------------------------------------------------------

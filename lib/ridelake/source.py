@@ -22,7 +22,7 @@ from ridelake import config
 from ridelake.errors import SourceError
 from ridelake.transforms.bronze import PreparedDelivery, check_header, prepare_delivery, write_scope
 
-__all__ = ["RawDelivery", "Delivery", "read_source", "prepare", "stage", "load_delivery"]
+__all__ = ["RawDelivery", "Delivery", "read_source", "prepare", "stage", "staged_months", "load_delivery"]
 
 
 @dataclass
@@ -151,11 +151,38 @@ def _fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _staging_paths(params: config.RunParams) -> tuple[Path, Path]:
-    assert params.source_file is not None
-    base = Path(config.staging_location())
-    key = f"{params.source_file.name}__{params.extraction_date.isoformat()}__{params.extraction_month or 'all'}"
+def _staging_paths(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
+                   extraction_month: str | None, warehouse: str | None = None) -> tuple[Path, Path]:
+    """The staged Parquet file and its JSON record for one delivery (file, date, month)."""
+    date = extraction_date.isoformat() if isinstance(extraction_date, dt.date) else str(extraction_date)
+    base = Path(warehouse or config.warehouse_location()) / "_staging"
+    key = f"{Path(source_file).name}__{date}__{extraction_month or 'all'}"
     return base / f"{key}.parquet", base / f"{key}.json"
+
+
+def staged_months(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
+                  extraction_month: str | None = None, warehouse: str | None = None) -> list[str] | None:
+    """The booking months a prepared delivery covers, from its staging record.
+
+    Args:
+        source_file: the delivery file.
+        extraction_date: its extraction date.
+        extraction_month: the month filter it was loaded with, or None.
+        warehouse: the warehouse (default the configured one).
+
+    Returns:
+        The months, sorted; None when there is no record (not prepared, or an object store).
+    """
+    location = warehouse or config.warehouse_location()
+    if not config.is_local_warehouse(location):
+        return None
+    _, meta = _staging_paths(source_file, extraction_date, extraction_month, location)
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    months = info.get("months") if isinstance(info, dict) else None
+    return sorted({str(m) for m in months}) if isinstance(months, list) else None
 
 
 def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
@@ -170,7 +197,8 @@ def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
     """
     if not config.is_local_warehouse():
         raise SourceError("staging needs a local warehouse folder; object-store staging is not supported yet")
-    data, meta = _staging_paths(params)
+    assert params.source_file is not None
+    data, meta = _staging_paths(params.source_file, params.extraction_date, params.extraction_month)
     data.parent.mkdir(parents=True, exist_ok=True)
     tmp = data.with_suffix(".parquet.tmp")
     prepared.accepted.to_parquet(tmp, index=False)
@@ -197,7 +225,7 @@ def load_delivery(params: config.RunParams) -> Delivery:
     common = dict(source_file=params.source_file.name, extraction_date=params.extraction_date,
                   extraction_month=params.extraction_month)
     if config.is_local_warehouse():
-        data, meta = _staging_paths(params)
+        data, meta = _staging_paths(params.source_file, params.extraction_date, params.extraction_month)
         if data.is_file() and meta.is_file():
             info = json.loads(meta.read_text(encoding="utf-8"))
             if info.get("source") == _fingerprint(params.source_file):
