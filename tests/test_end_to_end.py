@@ -165,3 +165,26 @@ def test_every_table_was_written_with_provenance(pipeline_run):
             assert props.get("ridelake.run-id") == run_id, table
             expected = "bronze/prepare" if table == "bronze.rejected_row" else table.replace(".", "/")
             assert props.get("ridelake.notebook") == expected
+
+
+def test_a_failed_check_stops_the_notebook_before_the_write(pipeline_run):
+    """Break a dimension behind the pipeline's back: silver/booking must refuse to write."""
+    before = None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RIDELAKE_WAREHOUSE", str(pipeline_run["warehouse"]))
+        mp.delenv("RIDELAKE_RECEIPT_FILE", raising=False)
+        dim = catalog.read_table("silver.vehicle_type")
+        catalog.write_table("silver.vehicle_type", dim[dim["name"] != "Auto"], replace_all=True)
+        before = catalog.snapshot_id("silver.booking")
+    proc = subprocess.run([sys.executable, "-m", "ridelake", "run", "silver/booking", "--retries", "0"],
+                          cwd=pipeline_run["project"], env=pipeline_run["env"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 1
+    assert "silver/booking" in proc.stdout + proc.stderr and "CheckError" in proc.stdout + proc.stderr
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RIDELAKE_WAREHOUSE", str(pipeline_run["warehouse"]))
+        assert catalog.snapshot_id("silver.booking") == before
+    executed = json.loads((pipeline_run["project"] / "outputs/runs/latest/silver/booking.ipynb").read_text())
+    text = json.dumps(executed)
+    assert "relationships(vehicle_type_id -> silver.vehicle_type.vehicle_type_id)" in text
+    assert "Checks on silver.booking" in text  # the pass/fail table is shown before the error
