@@ -69,3 +69,17 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
                         for r in rows]
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
     return path
+
+
+def assert_checks_pass(tables: dict[str, pd.DataFrame], names: list[str]) -> None:
+    """Assert that each named frame has its table's columns and passes every declared check."""
+    from ridelake.quality import run_checks
+    from ridelake.schemas import table_spec
+
+    for name in names:
+        spec = table_spec(name)
+        frame = tables[name]
+        assert list(frame.columns) == spec.column_names, name
+        report = run_checks(spec.checks, frame, tables, spec.key)
+        failed = report[~report["passed"]]
+        assert failed.empty, f"{name}: {failed.to_dict('records')}"

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import assert_checks_pass
+
 from ridelake.errors import CheckError
-from ridelake.quality import run_checks, validate
+from ridelake.quality import validate
 from ridelake.schemas import DIMENSIONS, table_spec
 from ridelake.transforms import gold as gd
 from ridelake.transforms import silver as sv
@@ -65,15 +67,6 @@ def refs(**extra: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"silver.booking": BOOKING, "silver.customer": CUSTOMER, "silver.location": LOC,
             "silver.vehicle_type": VT, "silver.booking_status": BS, "silver.payment_method": PM, **extra}
 
-
-def assert_checks_pass(tables: dict[str, pd.DataFrame], names: list[str]) -> None:
-    for name in names:
-        spec = table_spec(name)
-        frame = tables[name]
-        assert list(frame.columns) == spec.column_names, name
-        report = run_checks(spec.checks, frame, tables, spec.key)
-        failed = report[~report["passed"]]
-        assert failed.empty, f"{name}: {failed.to_dict('records')}"
 
 
 # ----------------------------------------------------------------------------- daily summary

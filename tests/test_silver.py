@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import assert_checks_pass
+
 from ridelake.errors import CheckError
-from ridelake.quality import run_checks, validate
+from ridelake.quality import validate
 from ridelake.schemas import DIMENSIONS, table_spec
 from ridelake.transforms import bronze
 from ridelake.transforms import silver as sv
@@ -106,15 +108,6 @@ def build_silver(br: dict[str, pd.DataFrame], prev: dict[str, pd.DataFrame] | No
 SILVER = ["silver.vehicle_type", "silver.location", "silver.booking_status", "silver.payment_method",
           "silver.customer", "silver.booking", "silver.ride", "silver.cancelled_ride", "silver.incompleted_ride"]
 
-
-def assert_checks_pass(tables: dict[str, pd.DataFrame], names: list[str]) -> None:
-    for name in names:
-        spec = table_spec(name)
-        frame = tables[name]
-        assert list(frame.columns) == spec.column_names, name
-        report = run_checks(spec.checks, frame, tables, spec.key)
-        failed = report[~report["passed"]]
-        assert failed.empty, f"{name}: {failed.to_dict('records')}"
 
 
 @pytest.fixture

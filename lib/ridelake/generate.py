@@ -42,6 +42,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from ridelake.transforms.bronze import SOURCE_COLUMNS
 from ridelake.errors import ConfigError
 from ridelake.locations import LOCATIONS
 
@@ -62,14 +63,8 @@ __all__ = [
     "write_csv",
 ]
 
-#: The source header, in file order (CONTRACT §1).
-HEADER: tuple[str, ...] = (
-    "Date", "Time", "Booking ID", "Booking Status", "Customer ID", "Vehicle Type", "Pickup Location",
-    "Drop Location", "Avg VTAT", "Avg CTAT", "Cancelled Rides by Customer",
-    "Reason for cancelling by Customer", "Cancelled Rides by Driver", "Driver Cancellation Reason",
-    "Incomplete Rides", "Incomplete Rides Reason", "Booking Value", "Ride Distance", "Driver Ratings",
-    "Customer Rating", "Payment Method",
-)
+#: The source header, in file order (CONTRACT §1): the prepare step's own list.
+HEADER: tuple[str, ...] = SOURCE_COLUMNS
 
 #: How the real file writes a missing value.
 NULL = "null"
