@@ -84,7 +84,7 @@ runs: $(STAMP) ## list the run records under outputs/runs
 	@$(PY) -m ridelake runs
 
 lab: $(STAMP) ## open JupyterLab on the notebooks (kernel "Python (ridelake)")
-	@$(VENV)/bin/jupyter lab --notebook-dir=. notebooks
+	@$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (installs everything it needs)
 	@$(PY) -m pytest $(TESTS) $(ARGS)
