@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from ridelake import lineage, maintenance
 from ridelake.errors import LockError, ParameterError, RidelakeError
 
 __all__ = ["main", "build_parser", "parse_assignments", "EXIT_USAGE", "EXIT_LOCKED"]
@@ -230,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a run id or a unique prefix (default: latest)")
     sh.add_argument("--json", action="store_true", help="print run.json as is")
     sh.set_defaults(func=_cmd_show)
+    lineage.register(sub)
+    maintenance.register(sub)
     return parser
 
 
