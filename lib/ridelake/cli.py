@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a run id or a unique prefix (default: latest)")
     sh.add_argument("--json", action="store_true", help="print run.json as is")
     sh.set_defaults(func=_cmd_show)
+    from ridelake import report  # `report [RUN_ID] [--no-code]`
+    report.register(sub)
     lineage.register(sub)
     maintenance.register(sub)
     return parser

@@ -614,6 +614,9 @@ def execute(
         lock.release()
     # 6. summary
     out.write(summary_table(record.data) + "\n")
+    from ridelake.report import write_after_run  # index.html of the run; a failure only warns
+
+    write_after_run(record.dir, err, pipe)
     return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
 
 
