@@ -19,6 +19,8 @@ EXTRACTION_DATE ?=
 EXTRACTION_MONTH ?=
 TARGET_DATE ?=
 TESTS    ?= tests
+RUN      ?=
+NO_CODE  ?=
 
 # Options passed to every runner command, built from the variables above.
 RUN_OPTS := --params $(PARAMS) $(if $(J),-j $(J)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE))
@@ -82,6 +84,9 @@ backfill: $(STAMP) ## rebuild silver and gold from what bronze holds
 
 runs: $(STAMP) ## list the run records under outputs/runs
 	@$(PY) -m ridelake runs
+
+report: $(STAMP) ## rebuild a run's HTML report (outputs/runs/<run>/index.html): make report [RUN=<run_id>] [NO_CODE=1]
+	@$(PY) -m ridelake report $(RUN) $(if $(NO_CODE),--no-code)
 
 lab: $(STAMP) ## open JupyterLab on the notebooks (kernel "Python (ridelake)")
 	@$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
