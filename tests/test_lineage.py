@@ -106,11 +106,16 @@ def test_history_command_prints_the_table(warehouse, monkeypatch, capsys):
     assert R1 in body[2] and "silver/vehicle_type" in body[2]
     assert f"current: {catalog.snapshot_id('silver.vehicle_type')}" in out
 
+    assert cli.main(["history", "silver.vehicle_type", "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "3 snapshot(s), newest first (newest 1 shown)" in out and R1 not in out
+
     assert cli.main(["history", "silver.vehicle_type", "--json", "--limit", "2"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["run_id"] for r in records] == [R2, R2]
     assert records[0]["current"] is True and records[0]["total_records"] == 3
     assert records[0]["committed_at"].endswith("Z")
+    assert records[0]["snapshot_id"] == catalog.snapshot_id("silver.vehicle_type")
 
 
 def test_history_of_an_unknown_table_names_the_close_matches(warehouse, monkeypatch, capsys):

@@ -241,18 +241,20 @@ def history(table: str) -> "pd.DataFrame":
     return frame
 
 
-def format_history(frame: "pd.DataFrame", table: str = "") -> str:
+def format_history(frame: "pd.DataFrame", table: str = "", limit: int | None = None) -> str:
     """Render :func:`history` as a text table.
 
     Args:
-        frame: the history.
+        frame: the whole history (the current snapshot is named even when ``limit`` hides it).
         table: named in the heading.
+        limit: show the newest ``limit`` snapshots only.
 
     Returns:
         The text: ``*`` marks the current snapshot, ``-`` one outside the current lineage.
     """
     if frame.empty:
         return f"{table}: no snapshots (never written)" if table else "no snapshots"
+    full, frame = frame, (frame.head(max(0, limit)) if limit is not None else frame)
     header = ["", "snapshot", "committed (UTC)", "operation", "added", "removed", "total", "run", "notebook",
               "params"]
     body = []
@@ -267,12 +269,13 @@ def format_history(frame: "pd.DataFrame", table: str = "") -> str:
     for row in (header, *body):
         cells = [str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    current = frame.loc[frame["current"]]
+    lines.insert(1, "  ".join((" " if i == 0 else "-") * w for i, w in enumerate(widths)).rstrip())
+    current = full.loc[full["current"]]
     note = (f"current: {current.iloc[0]['snapshot_id']}" if not current.empty else "current: none")
     if (~frame["in_lineage"]).any():
         note += "; '-' = not in the current state (rolled back)"
-    title = f"{table}: {len(frame)} snapshot(s), newest first" if table else f"{len(frame)} snapshot(s)"
+    shown = f" (newest {len(frame)} shown)" if len(frame) < len(full) else ""
+    title = (f"{table}: " if table else "") + f"{len(full)} snapshot(s), newest first{shown}"
     return "\n".join([title, *lines, note])
 
 
@@ -405,9 +408,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
     _use_warehouse(args.warehouse)
     ident = resolve_table(args.table)
     frame = history(ident)
-    if args.limit is not None:
-        frame = frame.head(max(0, args.limit))
     if args.json:
+        if args.limit is not None:
+            frame = frame.head(max(0, args.limit))
         records = []
         for r in frame.to_dict(orient="records"):
             r["committed_at"] = r["committed_at"].isoformat().replace("+00:00", "Z")
@@ -416,7 +419,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
             records.append(r)
         print(json.dumps(records, indent=2, default=str))
     else:
-        print(format_history(frame, ident))
+        print(format_history(frame, ident, args.limit))
     return 0
 
 

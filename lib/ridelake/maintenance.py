@@ -355,15 +355,14 @@ def format_rollback(result: RollbackResult) -> str:
     def rows(n: int | None) -> str:
         return "?" if n is None else f"{n:,}"
 
-    lines: list[str] = []
-    if result.run_id is None:
-        lines.append(f"nothing to roll back: every table run {result.rolled_back_run} changed is already back "
-                     "at its snapshot before the run")
-    else:
-        lines.append(f"rollback {result.run_id} of run {result.rolled_back_run}"
-                     + (" (forced)" if result.forced else ""))
+    done = [t for t in result.tables if t.action != "skipped"]
+    skipped = [t for t in result.tables if t.action == "skipped"]
+    if not done:
+        return (f"nothing to roll back: the {len(skipped)} table(s) run {result.rolled_back_run} changed are "
+                "already at their snapshots before the run")
+    lines = [f"rollback {result.run_id} of run {result.rolled_back_run}" + (" (forced)" if result.forced else "")]
     table = [["table", "action", "snapshot from -> to", "rows before -> after"]]
-    for t in result.tables:
+    for t in done:
         table.append([t.table, t.action, f"{t.from_snapshot} -> {t.to_snapshot}",
                       f"{rows(t.rows_before)} -> {rows(t.rows_after)}"])
     widths = [max(len(r[i]) for r in table) for i in range(4)]
@@ -371,9 +370,8 @@ def format_rollback(result: RollbackResult) -> str:
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         if i == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
-    for t in result.tables:
-        if t.action == "skipped":
-            lines.append(f"  skipped {t.table}: {t.note}")
+    if skipped:
+        lines.append(f"  already at their snapshots before the run (left alone): {', '.join(t.table for t in skipped)}")
     for w in result.warnings:
         lines.append(f"  warning: {w}")
     if result.run_folder is not None:
