@@ -21,11 +21,13 @@ TARGET_DATE ?=
 TESTS    ?= tests
 RUN      ?=
 NO_CODE  ?=
+TABLE    ?=
+OLDER_THAN ?= 7d
 
 # Options passed to every runner command, built from the variables above.
 RUN_OPTS := --params $(PARAMS) $(if $(J),-j $(J)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE))
 
-.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs lab test test-fast bench report clean clean-warehouse
+.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs lab test bench report history rollback maintain clean clean-warehouse
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -87,6 +89,15 @@ runs: $(STAMP) ## list the run records under outputs/runs
 
 report: $(STAMP) ## rebuild a run's HTML report (outputs/runs/<run>/index.html): make report [RUN=<run_id>] [NO_CODE=1]
 	@$(PY) -m ridelake report $(RUN) $(if $(NO_CODE),--no-code)
+
+history: $(STAMP) ## a table's snapshots with run and notebook, newest first: make history TABLE=silver.booking
+	@$(PY) -m ridelake history $(TABLE) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(ARGS)
+
+rollback: $(STAMP) ## put every table a run changed back to before it: make rollback RUN=<run_id> [ARGS=--force]
+	@$(PY) -m ridelake rollback $(RUN) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(ARGS)
+
+maintain: $(STAMP) ## expire old snapshots, delete unreferenced files: make maintain [OLDER_THAN=7d] [ARGS=--dry-run]
+	@$(PY) -m ridelake maintain --older-than $(OLDER_THAN) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(ARGS)
 
 lab: $(STAMP) ## open JupyterLab on the notebooks (kernel "Python (ridelake)")
 	@$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
