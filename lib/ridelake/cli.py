@@ -14,9 +14,11 @@ Commands:
 
 Every running command accepts ``--params FILE`` (default ``params/default.yaml``),
 ``-p key=value`` (repeatable), ``-j N``, ``--retries N``, ``--retry-delay S``, ``--wait S``,
-``--dry-run`` and ``--warehouse PATH`` (sets ``RIDELAKE_WAREHOUSE`` for the run and its kernels).
+``--dry-run``, ``--force`` and ``--warehouse PATH`` (sets ``RIDELAKE_WAREHOUSE`` for the run and
+its kernels). A notebook whose inputs did not change since its last success on the warehouse is
+``up-to-date`` and does not run (see :mod:`ridelake.uptodate`); ``--force`` runs every selected one.
 
-Exit statuses: 0 every notebook succeeded; 1 a notebook failed or was skipped; 2 a usage,
+Exit statuses: 0 every notebook succeeded or was up-to-date; 1 a notebook failed or was skipped; 2 a usage,
 parameter, selection or configuration error (nothing ran); 3 the warehouse is locked by another
 run (nothing ran; pass ``--wait SECONDS`` to wait); 130 interrupted.
 """
@@ -103,6 +105,7 @@ def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, A
         dry_run=args.dry_run,
         wait=args.wait,
         argv=list(argv),
+        force=args.force,
     )
 
 
@@ -166,7 +169,10 @@ def _runner_options() -> argparse.ArgumentParser:
     o.add_argument("--warehouse", metavar="PATH", help="warehouse folder or URL (sets RIDELAKE_WAREHOUSE)")
     o.add_argument("--wait", type=float, default=0.0, metavar="S",
                    help="wait up to S seconds for another run on this warehouse (default: refuse)")
-    o.add_argument("--dry-run", action="store_true", help="print the waves, run nothing")
+    o.add_argument("--dry-run", action="store_true",
+                   help="print the waves and which notebooks are up-to-date, run nothing")
+    o.add_argument("--force", action="store_true",
+                   help="run every selected notebook, even those up-to-date (inputs unchanged since their last success)")
     return common
 
 

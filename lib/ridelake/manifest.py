@@ -3,6 +3,9 @@
 A run folder holds the executed notebooks (``<layer>/<table>.ipynb``), the catalog receipts of
 each attempt (``receipts/``), the kernels' own output (``logs/``) and ``run.json``. ``run.json`` is rewritten atomically whenever a
 notebook finishes, so a killed run still leaves a record (status ``running``).
+A notebook the up-to-date check did not run (:mod:`ridelake.uptodate`) is recorded with status
+``up-to-date``, 0 attempts, duration 0, ``output`` null, ``rows_written`` 0 and
+``up_to_date_since``: the run whose result it kept; every entry has a ``run_reason``.
 ``outputs/runs/latest`` is a relative symlink to the newest run folder; where symlinks are not
 possible it is a text file holding the run id.
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ridelake.errors import ConfigError
-from ridelake.scheduler import FAILED, SUCCEEDED, Listener, NodeState
+from ridelake.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
 
 __all__ = [
     "RUN_FILE",
@@ -275,6 +278,11 @@ class RunRecord(Listener):
         self.entries[key] = {"name": name, "key": key, "stage": stage, "table": table, "params": dict(params)}
         self.states.setdefault(key, NodeState(key))
 
+    def annotate(self, key: str, **fields: Any) -> None:
+        """Note facts about an execution for its ``run.json`` entry (``run_reason``,
+        ``up_to_date_since``)."""
+        self.entries[key].update(fields)
+
     def track(self, states: dict[str, NodeState]) -> None:
         """Follow the scheduler's live states for these keys."""
         self.states.update(states)
@@ -290,6 +298,8 @@ class RunRecord(Listener):
             if r.get("op") == "read" and "table" in r:
                 reads.setdefault(r["table"], r.get("snapshot_id"))
         rows = sum(int(r.get("rows_written") or 0) for r in receipts if r.get("op") == "write") if out else None
+        if state.status == UP_TO_DATE:
+            rows = 0
         output = self.output(key)
         log = []
         for a in state.attempts:
@@ -316,6 +326,9 @@ class RunRecord(Listener):
             "writes": writes,
             "reads": reads,
             "attempt_log": log,
+            # why it ran (or "up-to-date"), and for an up-to-date one the run whose result it kept
+            "run_reason": entry.get("run_reason"),
+            "up_to_date_since": entry.get("up_to_date_since") if state.status == UP_TO_DATE else None,
         }
 
     def save(self) -> None:
@@ -343,4 +356,7 @@ class RunRecord(Listener):
         self.save()
 
     def on_skip(self, state: NodeState) -> None:
+        self.save()
+
+    def on_up_to_date(self, state: NodeState) -> None:
         self.save()

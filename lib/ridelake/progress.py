@@ -4,6 +4,8 @@ On a terminal, :class:`Progress` keeps one live line per running notebook (name,
 seconds, attempt), redrawn a few times a second, and prints a line as each one ends. When the
 stream is not a terminal it stays quiet except for retries and failures, which are always
 printed: the notebook, the failing cell, the error and the executed notebook to open.
+Notebooks found up-to-date are listed as they are decided (live only) and counted per layer in
+the summary.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from typing import Any, Iterable, Mapping, TextIO
 
 from ridelake.manifest import effective_status
-from ridelake.scheduler import FAILED, SUCCEEDED, Listener, NodeState
+from ridelake.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
 
 __all__ = ["Progress", "summary_table", "runs_table", "format_seconds"]
 
@@ -152,6 +154,9 @@ class Progress(Listener):
     def on_skip(self, state: NodeState) -> None:
         self.message(f"  - {state.key} skipped ({state.error})", always=False)
 
+    def on_up_to_date(self, state: NodeState) -> None:
+        self.message(f"  = {state.key:<34} up-to-date", always=False)
+
 
 def _table(header: list[str], rows: Iterable[list[str]], right: set[int]) -> list[str]:
     body = [header, *rows]
@@ -181,24 +186,27 @@ def summary_table(run: Mapping[str, Any], run_folder: str | None = None) -> str:
     lines += _table(["notebook", "status", "attempts", "seconds", "rows written"], rows, {2, 3, 4})
     layers: dict[str, dict[str, Any]] = {}
     for nb in notebooks:
-        agg = layers.setdefault(nb["name"].split("/", 1)[0],
-                                {"n": 0, "succeeded": 0, "failed": 0, "skipped": 0, "s": 0.0, "rows": 0})
+        agg = layers.setdefault(nb["name"].split("/", 1)[0], {"n": 0, "succeeded": 0, UP_TO_DATE: 0, "failed": 0,
+                                                             "skipped": 0, "s": 0.0, "rows": 0})
         agg["n"] += 1
         if nb.get("status") in agg:
             agg[nb["status"]] += 1
         agg["s"] += nb.get("duration_s") or 0.0
         agg["rows"] += nb.get("rows_written") or 0
-    total = {k: sum(a[k] for a in layers.values()) for k in ("n", "succeeded", "failed", "skipped", "s", "rows")}
-    lrows = [[name, str(a["n"]), str(a["succeeded"]), str(a["failed"]), str(a["skipped"]),
+    total = {k: sum(a[k] for a in layers.values())
+             for k in ("n", "succeeded", UP_TO_DATE, "failed", "skipped", "s", "rows")}
+    lrows = [[name, str(a["n"]), str(a["succeeded"]), str(a[UP_TO_DATE]), str(a["failed"]), str(a["skipped"]),
               format_seconds(a["s"]), _rows(a["rows"])] for name, a in [*layers.items(), ("total", total)]]
-    lines += [""] + _table(["layer", "notebooks", "succeeded", "failed", "skipped", "seconds (sum)",
-                            "rows written"], lrows, {1, 2, 3, 4, 5, 6})
+    lines += [""] + _table(["layer", "notebooks", "succeeded", UP_TO_DATE, "failed", "skipped", "seconds (sum)",
+                            "rows written"], lrows, {1, 2, 3, 4, 5, 6, 7})
     lines += [
         "",
         f"run folder:  {run_folder or run.get('run_folder', '?')}",
         f"wall time:   {format_seconds(run.get('duration_s'))} s",
         f"status:      {effective_status(dict(run))} (exit status {run.get('exit_code', '?')})",
     ]
+    if total[UP_TO_DATE]:
+        lines.append(f"up-to-date:  {total[UP_TO_DATE]} of {total['n']} did not need to run (--force runs them)")
     failed = [nb for nb in notebooks if nb.get("status") == FAILED]
     for nb in failed:
         lines.append(f"  ✗ {nb.get('key') or nb['name']}: {_short(nb.get('error'))}")
@@ -208,7 +216,8 @@ def summary_table(run: Mapping[str, Any], run_folder: str | None = None) -> str:
 
 
 def runs_table(runs: Iterable[Mapping[str, Any]]) -> str:
-    """One line per run: id, start, status, wall time, notebooks, the failed ones.
+    """One line per run: id, start, status, wall time, notebooks (how many ran, how many were
+    up-to-date), the failed ones.
 
     Args:
         runs: ``run.json`` records, newest first.
@@ -221,11 +230,13 @@ def runs_table(runs: Iterable[Mapping[str, Any]]) -> str:
         notebooks = run.get("notebooks") or []
         failed = [nb.get("key") or nb.get("name", "?") for nb in notebooks if nb.get("status") == FAILED]
         skipped = sum(1 for nb in notebooks if nb.get("status") == "skipped")
+        fresh = sum(1 for nb in notebooks if nb.get("status") == UP_TO_DATE)
+        ran = sum(1 for nb in notebooks if nb.get("attempts"))
         note = ", ".join(failed) + (f" (+{skipped} skipped)" if skipped else "")
         rows.append([run.get("run_id", "?"), str(run.get("started_at", "?"))[:19].replace("T", " "),
                      run.get("command", "run"), effective_status(dict(run)), format_seconds(run.get("duration_s")),
-                     str(len(notebooks)), note or "-"])
+                     str(len(notebooks)), str(ran), str(fresh), note or "-"])
     if not rows:
         return "no runs recorded yet"
-    return "\n".join(_table(["run id", "started (UTC)", "command", "status", "seconds", "notebooks",
-                             "failed"], rows, {4, 5}))
+    return "\n".join(_table(["run id", "started (UTC)", "command", "status", "seconds", "notebooks", "ran",
+                             UP_TO_DATE, "failed"], rows, {4, 5, 6, 7}))

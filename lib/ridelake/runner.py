@@ -9,7 +9,11 @@
    override no planned notebook declares is a :class:`~ridelake.errors.ParameterError`;
 3. take the warehouse lock (:mod:`ridelake.lock`), bootstrap the catalog once;
 4. run the plan's stages with the :class:`~ridelake.scheduler.Scheduler` on an
-   :class:`~ridelake.engine.Executor` (by default papermill in threads);
+   :class:`~ridelake.engine.Executor` (by default papermill in threads); as each notebook
+   becomes ready the scheduler asks :class:`~ridelake.uptodate.UpToDate` whether it must run:
+   one whose notebook, ``lib/``, parameters, source file and input snapshots are unchanged since
+   its last success on this warehouse, and whose tables are still at the snapshots it produced,
+   is ``up-to-date`` and does not run (``force`` runs everything selected);
 5. keep ``outputs/runs/<run_id>/`` with the executed notebooks and ``run.json``
    (:mod:`ridelake.manifest`), rewritten as notebooks finish; point ``latest`` at it;
 6. print the summary (:mod:`ridelake.progress`) and return the exit status.
@@ -19,7 +23,8 @@ commands have one stage; ``incremental`` has two: bronze for the delivery, then 
 where the silver notebooks that declare ``extraction_month`` run once per booking month the
 delivery touched (``silver/booking@2024-03``, one month after the other per notebook).
 
-Exit statuses: 0 every notebook succeeded, 1 a notebook failed or was skipped, 130 interrupted.
+Exit statuses: 0 every notebook succeeded or was up-to-date, 1 a notebook failed or was skipped,
+130 interrupted.
 Errors before anything runs (bad selector, parameter, lock) raise a RidelakeError.
 """
 
@@ -41,8 +46,9 @@ from ridelake.errors import ParameterError, SelectionError
 from ridelake.lock import WarehouseLock, lock_path
 from ridelake.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.progress import Progress, summary_table
-from ridelake.scheduler import FAILED, PENDING, SKIPPED, SUCCEEDED, MultiListener, Node, Scheduler
+from ridelake.scheduler import FAILED, PENDING, SKIPPED, SUCCEEDED, UP_TO_DATE, MultiListener, Node, Scheduler
 from ridelake.selection import select
+from ridelake.uptodate import CatalogSnapshots, Decision, SnapshotSource, StateStore, UpToDate, state_path
 
 __all__ = [
     "EXIT_OK",
@@ -100,9 +106,10 @@ class RunRequest:
         retry_delay: seconds before a retry.
         from_failure: rerun what failed or was skipped in ``from_run`` (default the latest run).
         from_run: the run id for ``from_failure``.
-        dry_run: print the plan, run nothing.
+        dry_run: print the plan (and which notebooks would be up-to-date), run nothing.
         wait: seconds to wait for another run's lock (0: refuse at once).
         argv: the command line, recorded.
+        force: run every planned notebook, even the up-to-date ones.
     """
 
     command: str = "run"
@@ -117,6 +124,7 @@ class RunRequest:
     dry_run: bool = False
     wait: float = 0.0
     argv: Sequence[str] = ()
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -393,11 +401,16 @@ def _from_failure_nodes(pipeline: Pipeline, root: Path, ref: str | None,
 
 
 def _print_plan(out: TextIO, pipeline: Pipeline, stages: Sequence[tuple[Stage, list[PlannedNode]]],
-                params: Mapping[str, Any], jobs: int) -> dict[str, Any]:
+                params: Mapping[str, Any], jobs: int,
+                fresh: Mapping[str, Any] | None = None) -> dict[str, Any]:
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     total = sum(len(nodes) for _, nodes in stages)
     out.write(f"dry run: {total} notebook execution(s), -j {jobs}; run parameters: {shown or 'none'}\n")
     plan: dict[str, Any] = {"params": dict(params), "stages": []}
+    if fresh is not None:
+        skip = sorted(k for k, d in fresh.items() if not d.run)
+        out.write(f"  {total - len(skip)} would run, {len(skip)} up-to-date\n")
+        plan["up_to_date"] = skip
     for stage, nodes in stages:
         by_key = {n.key: n for n in nodes}
         waves = layered([n.key for n in nodes], {n.key: n.deps for n in _link(pipeline, nodes)})
@@ -411,7 +424,10 @@ def _print_plan(out: TextIO, pipeline: Pipeline, stages: Sequence[tuple[Stage, l
             for key in wave:
                 shown_p = [k if params.get(k) == v and k in params else f"{k}={v}"
                            for k, v in by_key[key].params.items()]
-                out.write(f"    {key:<34} {', '.join(shown_p)}".rstrip() + "\n")
+                line = f"    {key:<34} {', '.join(shown_p)}".rstrip()
+                if fresh is not None and key in fresh:
+                    line = f"{line:<58} " + ("[up-to-date]" if not fresh[key].run else f"[runs: {fresh[key].reason}]")
+                out.write(line + "\n")
         plan["stages"].append({"label": stage.label, "waves": waves})
     return plan
 
@@ -458,6 +474,7 @@ def _header(request: RunRequest, plan: _Plan, root: Path, jobs: int, warehouse: 
         "retry_delay": request.retry_delay,
         "warehouse": warehouse,
         "catalog_uri": os.environ.get("RIDELAKE_CATALOG_URI"),
+        "force": request.force,
     }
 
 
@@ -468,11 +485,23 @@ def _add(record: RunRecord, planned: dict[str, PlannedNode], nodes: Sequence[Pla
 
 
 def _any_not_ok(record: RunRecord) -> bool:
-    return any(s.status not in (SUCCEEDED, PENDING) for s in record.states.values())
+    return any(s.status not in (SUCCEEDED, UP_TO_DATE, PENDING) for s in record.states.values())
+
+
+def _should_run(fresh: UpToDate, record: RunRecord) -> Callable[[str], bool]:
+    """The scheduler's hook: decide, and note the decision in the run record."""
+
+    def should_run(key: str) -> bool:
+        run = fresh.should_run(key)
+        decision = fresh.decisions[key]
+        record.annotate(key, run_reason=decision.reason, up_to_date_since=decision.since)
+        return run
+
+    return should_run
 
 
 def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRecord, pool: Executor,
-                progress: Progress, err: TextIO, warehouse: str) -> bool:
+                progress: Progress, err: TextIO, warehouse: str, fresh: UpToDate | None = None) -> bool:
     """Run the stages one after the other; a stage after one that did not succeed is skipped.
 
     Returns:
@@ -482,6 +511,8 @@ def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRec
     for i, stage in enumerate(plan.stages):
         nodes = plan.first if i == 0 else _later_stage(pipe, stage, plan.params, warehouse, err)
         _add(record, planned, nodes)
+        if fresh is not None:
+            fresh.add(nodes)
         if _any_not_ok(record):
             for n in nodes:
                 record.states[n.key].status = SKIPPED
@@ -490,7 +521,8 @@ def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRec
             continue
         progress.outputs.update({n.key: _rel(record.output(n.key), record.root) for n in nodes})
         sched = Scheduler(_link(pipe, nodes), pool, _task_factory(record, planned), retries=request.retries,
-                          retry_delay=request.retry_delay, listener=MultiListener(record, progress))
+                          retry_delay=request.retry_delay, listener=MultiListener(fresh, record, progress),
+                          should_run=_should_run(fresh, record) if fresh is not None else None)
         record.track(sched.states)
         try:
             sched.run()
@@ -519,6 +551,7 @@ def execute(
     out: TextIO | None = None,
     err: TextIO | None = None,
     live: bool | None = None,
+    snapshots: SnapshotSource | None = None,
 ) -> RunResult:
     """Run a request.
 
@@ -533,6 +566,8 @@ def execute(
         out: where the plan and summary go (default stdout).
         err: where progress and failures go (default stderr).
         live: force live progress lines on or off (default: when ``err`` is a terminal).
+        snapshots: where the up-to-date check reads current snapshot ids (default the
+            warehouse's catalog, :class:`~ridelake.uptodate.CatalogSnapshots`).
 
     Returns:
         A :class:`RunResult`.
@@ -551,13 +586,15 @@ def execute(
 
     # 1-2. parameters and plan
     plan = _make_plan(request, pipe, base, err)
+    warehouse = config.warehouse_location() if os.environ.get("RIDELAKE_WAREHOUSE") else str(base / "warehouse")
     if request.dry_run:
         try:
             _check_source(plan.first)
         except ParameterError as exc:
             err.write(f"warning: {exc}\n")
         staged = [(plan.stages[0], plan.first)] + [(st, plan_stage(pipe, st, plan.params)) for st in plan.stages[1:]]
-        shown = _print_plan(out, pipe, staged, plan.params, jobs)
+        predicted = _predict(pipe, staged, request, base, warehouse, snapshots)
+        shown = _print_plan(out, pipe, staged, plan.params, jobs, predicted)
         if plan.from_run:
             out.write(f"(rerunning what failed or was skipped in run {plan.from_run})\n")
         return RunResult(EXIT_OK, manifest=shown)
@@ -572,7 +609,6 @@ def execute(
             from ridelake import catalog
 
             bootstrap = catalog.bootstrap
-    warehouse = config.warehouse_location() if os.environ.get("RIDELAKE_WAREHOUSE") else str(base / "warehouse")
     run_id = new_run_id()
     lock = WarehouseLock(lock_path(warehouse, base), run_id, warehouse=warehouse)
     lock.acquire(wait=request.wait)
@@ -585,6 +621,9 @@ def execute(
             err.write(f"note: {lock.broke}\n")
         if bootstrap is not None:
             bootstrap()
+        fresh = UpToDate(pipe, StateStore(state_path(warehouse, base), warehouse),
+                         snapshots or CatalogSnapshots(warehouse, os.environ.get("RIDELAKE_CATALOG_URI")),
+                         run_id, force=request.force)
         # 4-5. run folder, stages, record
         record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse))
         _add(record, {}, plan.first)
@@ -594,7 +633,10 @@ def execute(
                   f" -> {record.data['run_folder']}\n")
         progress = Progress(err, live=live, max_attempts=request.retries + 1)
         progress.start()
-        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, warehouse)
+        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, warehouse, fresh)
+        if fresh.save_error:
+            err.write(f"note: could not record which notebooks are up-to-date ({fresh.save_error}); "
+                      "the next run will rerun them\n")
         if interrupted:
             record.finish("interrupted", EXIT_INTERRUPTED)
         elif _any_not_ok(record):
@@ -618,6 +660,28 @@ def execute(
 
     write_after_run(record.dir, err, pipe)
     return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
+
+
+def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], request: RunRequest, root: Path,
+             warehouse: str, snapshots: SnapshotSource | None) -> dict[str, Any] | None:
+    """For a dry run: which planned executions would run and which are up-to-date (None when it
+    cannot be told: ``--force``, or the state or catalog cannot be read). Later stages count as
+    running after an earlier stage that runs anything."""
+    if request.force:
+        return None
+    try:
+        fresh = UpToDate(pipe, StateStore(state_path(warehouse, root), warehouse),
+                         snapshots or CatalogSnapshots(warehouse, os.environ.get("RIDELAKE_CATALOG_URI")), "dry-run")
+        out: dict[str, Any] = {}
+        for _, nodes in staged:
+            fresh.add(nodes)
+            if any(d.run for d in out.values()):  # an earlier stage writes: assume these run too
+                out.update({n.key: Decision(True, "an earlier stage runs") for n in nodes})
+                continue
+            out.update(fresh.predict([n.key for n in nodes], {n.key: n.deps for n in _link(pipe, nodes)}))
+        return out
+    except Exception:  # a nice-to-have: never fail a dry run for it
+        return None
 
 
 def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], warehouse: str,

@@ -11,6 +11,11 @@ callbacks (and by retry timers): it never polls.
   independent nodes go on.
 - All state changes happen on the thread that called :meth:`Scheduler.run`, so listeners need
   no locking.
+- Optional ``should_run(key) -> bool`` hook: asked once per node **when it becomes ready** (every
+  dependency succeeded or is up-to-date in this run), before it takes a slot. ``False`` marks the
+  node ``up-to-date`` without submitting anything; it counts as a success for its dependents,
+  which are then asked in turn. An exception from the hook means "run it". Retries are not asked.
+  The scheduler does not know why a node is up-to-date (see :mod:`ridelake.uptodate`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ __all__ = [
     "SUCCEEDED",
     "FAILED",
     "SKIPPED",
+    "UP_TO_DATE",
+    "DONE_OK",
     "Node",
     "AttemptRecord",
     "NodeState",
@@ -42,6 +49,10 @@ __all__ = [
 
 PENDING, RUNNING, RETRYING = "pending", "running", "retrying"
 SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+#: A node the ``should_run`` hook declined: nothing ran, and its dependents may go on.
+UP_TO_DATE = "up-to-date"
+#: The final statuses that let dependents run.
+DONE_OK = frozenset({SUCCEEDED, UP_TO_DATE})
 
 #: The queue the scheduler blocks on (a name of its own so tests can count the waits).
 _EventQueue = queue.SimpleQueue
@@ -77,7 +88,7 @@ class NodeState:
 
     Attributes:
         key: the node.
-        status: pending, running, retrying, succeeded, failed or skipped.
+        status: pending, running, retrying, succeeded, failed, skipped or up-to-date.
         attempts: finished attempts, in order.
         outcome: the last attempt's outcome.
         error: why it failed or was skipped.
@@ -117,6 +128,9 @@ class Listener:
     def on_skip(self, state: NodeState) -> None:
         """A node was skipped because something it depends on failed."""
 
+    def on_up_to_date(self, state: NodeState) -> None:
+        """A node was not run: the ``should_run`` hook found it up-to-date."""
+
 
 class MultiListener(Listener):
     """Forward every hook to several listeners, in order."""
@@ -140,6 +154,10 @@ class MultiListener(Listener):
         for lst in self.listeners:
             lst.on_skip(state)
 
+    def on_up_to_date(self, state: NodeState) -> None:
+        for lst in self.listeners:
+            lst.on_up_to_date(state)
+
 
 class Scheduler:
     """Run nodes in dependency order, in parallel, with retries.
@@ -151,6 +169,8 @@ class Scheduler:
         retries: extra attempts after a failure.
         retry_delay: seconds between a failure and the next attempt.
         listener: hooks for progress and records.
+        should_run: asked once per node when it becomes ready; ``False`` marks it ``up-to-date``
+            instead of running it (default: every node runs).
 
     Raises:
         ConfigError: the dependencies form a cycle.
@@ -165,6 +185,7 @@ class Scheduler:
         retries: int = 2,
         retry_delay: float = 1.0,
         listener: Listener | None = None,
+        should_run: Callable[[str], bool] | None = None,
     ) -> None:
         self.order = [n.key for n in nodes]
         if len(set(self.order)) != len(self.order):
@@ -177,6 +198,7 @@ class Scheduler:
         self.retries = max(0, int(retries))
         self.retry_delay = max(0.0, float(retry_delay))
         self.listener = listener or Listener()
+        self.should_run = should_run
         self.states = {k: NodeState(k) for k in self.order}
         self.peak_running = 0
         self._dependents: dict[str, list[str]] = {k: [] for k in self.order}
@@ -198,7 +220,7 @@ class Scheduler:
         """Run every node to a final state.
 
         Returns:
-            key -> :class:`NodeState`, every one succeeded, failed or skipped.
+            key -> :class:`NodeState`, every one succeeded, failed, skipped or up-to-date.
 
         Raises:
             KeyboardInterrupt: re-raised after marking running nodes failed and the rest skipped.
@@ -206,8 +228,7 @@ class Scheduler:
         events: queue.SimpleQueue[tuple[Any, ...]] = _EventQueue()
         index = {k: i for i, k in enumerate(self.order)}
         waiting = {k: len(ds) for k, ds in self.deps.items()}
-        ready = [(index[k], k) for k in self.order if waiting[k] == 0]
-        heapq.heapify(ready)
+        ready: list[tuple[int, str]] = []
         timers: dict[str, threading.Timer] = {}
         running = 0
 
@@ -223,6 +244,7 @@ class Scheduler:
             )
 
         try:
+            self._make_ready([k for k in self.order if waiting[k] == 0], ready, index, waiting)
             while True:
                 while ready and running < self.executor.slots:
                     _, key = heapq.heappop(ready)
@@ -261,6 +283,39 @@ class Scheduler:
             raise
         return self.states
 
+    def _release(self, key: str, waiting: dict[str, int]) -> list[str]:
+        """``key`` ended well: the dependents that now wait for nothing else."""
+        out = []
+        for child in self._dependents[key]:
+            waiting[child] -= 1
+            if waiting[child] == 0 and self.states[child].status == PENDING:
+                out.append(child)
+        return out
+
+    def _make_ready(self, keys: list[str], ready: list[tuple[int, str]], index: dict[str, int],
+                    waiting: dict[str, int]) -> None:
+        """Queue nodes whose dependencies all ended well, or mark them up-to-date (and go on with
+        their dependents) when the ``should_run`` hook says so."""
+        pending = sorted(keys, key=index.__getitem__)
+        while pending:
+            key = pending.pop(0)
+            if self._wants_to_run(key):
+                heapq.heappush(ready, (index[key], key))
+                continue
+            state = self.states[key]
+            state.status, state.error = UP_TO_DATE, None
+            state.started_at = state.finished_at = time.time()
+            self.listener.on_up_to_date(state)
+            pending = sorted(pending + self._release(key, waiting), key=index.__getitem__)
+
+    def _wants_to_run(self, key: str) -> bool:
+        if self.should_run is None:
+            return True
+        try:
+            return bool(self.should_run(key))
+        except Exception:  # the hook is an optimisation: when in doubt, run
+            return True
+
     def _finished(self, state: NodeState, attempt: int, outcome: Outcome,
                   timers: dict[str, threading.Timer], events: "queue.SimpleQueue[tuple[Any, ...]]",
                   ready: list[tuple[int, str]], index: dict[str, int], waiting: dict[str, int]) -> None:
@@ -273,10 +328,7 @@ class Scheduler:
         if outcome.ok:
             state.status, state.error = SUCCEEDED, None
             self.listener.on_finish(state)
-            for child in self._dependents[state.key]:
-                waiting[child] -= 1
-                if waiting[child] == 0 and self.states[child].status == PENDING:
-                    heapq.heappush(ready, (index[child], child))
+            self._make_ready(self._release(state.key, waiting), ready, index, waiting)
             return
         state.error = outcome.error or "failed"
         if len(state.attempts) <= self.retries:
