@@ -31,7 +31,16 @@ for a local warehouse, ``<root>/outputs/state/<sha256(url)[:16]>.json`` for an o
 holds, per key, the last successful execution: the fingerprint, the snapshots it read and wrote,
 its run id and time. It is written atomically by the run holding the warehouse lock: an entry is
 dropped when its key starts an attempt (a killed or failed run leaves none) and written when it
-succeeds. Another or an emptied warehouse has no state, so everything runs.
+succeeds, replacing the entries of the notebook's other keys (a per-month execution and a whole
+one write the same table, so only the latest can still match it). Another or an emptied
+warehouse has no state, so everything runs. Anything that goes wrong while checking (the catalog
+cannot be read) means "run"; a state that cannot be written never fails the run.
+
+Consequences worth knowing: the default ``extraction_date`` is today, so the bronze notebooks
+re-extract on a new day; a table rolled back, compacted or written by hand has a new current
+snapshot, so its writer reruns (unless it is back at the very snapshot that writer produced) and
+its readers rerun; dependencies outside ``lib/ridelake`` (installed packages) are not part of the
+fingerprint: use ``--force`` after upgrading them.
 
 **Current snapshot ids** come from :class:`CatalogSnapshots`, which opens the warehouse's SQL
 catalog in the runner process and loads each table's metadata afresh on every check (it never
