@@ -19,19 +19,20 @@ EXTRACTION_DATE ?=
 EXTRACTION_MONTH ?=
 TARGET_DATE ?=
 TESTS    ?= tests
+FORCE    ?=
 RUN      ?=
 NO_CODE  ?=
 TABLE    ?=
 OLDER_THAN ?= 7d
 
 # Options passed to every runner command, built from the variables above.
-RUN_OPTS := --params $(PARAMS) $(if $(J),-j $(J)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE))
+RUN_OPTS := --params $(PARAMS) $(if $(J),-j $(J)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(if $(FORCE),--force)
 
 .PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs lab test bench report history rollback maintain clean clean-warehouse
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: PARAMS=$(PARAMS) J=<jobs> SEL=<selectors> WAREHOUSE=<path> ROWS=$(ROWS) SEED=$(SEED)"
+	@echo "  variables: PARAMS=$(PARAMS) J=<jobs> SEL=<selectors> FORCE=1 WAREHOUSE=<path> ROWS=$(ROWS) SEED=$(SEED) ARGS=<more options>"
 
 # The environment: conda when it is on PATH (environment.yml), else a venv with pip (requirements.txt).
 # Rebuilt when the dependency files change; registers the `ridelake` Jupyter kernel inside it.
