@@ -198,8 +198,12 @@ def test_resolve_params_source_file_and_date(project: Path, tmp_path: Path) -> N
     p = resolve_params(project, today=dt.date(2026, 1, 2))
     assert p["extraction_date"] == "2026-01-02" and p["source_file"] == str(project / "data" / "x.csv")
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "x.csv").write_text("")  # exists in the working directory: that one wins
-    assert resolve_params(project)["source_file"] == str(tmp_path / "data" / "x.csv")
+    (tmp_path / "data" / "x.csv").write_text("")  # also in the working directory:
+    # a parameters file's relative path is relative to the project root ...
+    assert resolve_params(project)["source_file"] == str(project / "data" / "x.csv")
+    # ... while a -p value is looked up in the working directory first
+    assert resolve_params(project, overrides={"source_file": "data/x.csv"})["source_file"] == str(
+        tmp_path / "data" / "x.csv")
     assert resolve_params(project, overrides={"extraction_date": "2024-12-31"})["extraction_date"] == "2024-12-31"
 
 

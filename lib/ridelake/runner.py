@@ -180,14 +180,16 @@ def _yaml_scalar(text: Any) -> Any:
     return parsed if isinstance(parsed, (int, float, bool, str)) else value
 
 
-def _absolute_source(value: Any, root: Path) -> Any:
+def _absolute_source(value: Any, root: Path, from_command_line: bool) -> Any:
+    """Make ``source_file`` absolute: a ``-p`` value is looked up in the working directory first,
+    then under the project root; a value from a parameters file is relative to the project root."""
     if value is None or "://" in str(value):
         return value
     path = Path(str(value)).expanduser()
     if path.is_absolute():
         return str(path)
     here = Path.cwd() / path
-    return str(here.resolve() if here.exists() else (root / path).resolve())
+    return str(here.resolve() if from_command_line and here.exists() else (root / path).resolve())
 
 
 def resolve_params(
@@ -223,7 +225,7 @@ def resolve_params(
     if params.get("extraction_date") is None:
         params["extraction_date"] = (today or config.today_utc()).isoformat()
     if params.get("source_file") is not None:
-        params["source_file"] = _absolute_source(params["source_file"], root)
+        params["source_file"] = _absolute_source(params["source_file"], root, "source_file" in known)
     return params
 
 
