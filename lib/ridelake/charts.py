@@ -77,7 +77,7 @@ def bookings_per_month(booking: pd.DataFrame, booking_status: pd.DataFrame):  # 
     ax.set_title("silver.booking: bookings per month by status")
     ax.set_xlabel("booking month")
     ax.set_ylabel("bookings")
-    ax.legend(fontsize=8, ncol=3)
+    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     return fig
 

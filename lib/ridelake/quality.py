@@ -276,7 +276,7 @@ def _show(table: str, report: pd.DataFrame) -> None:
     styled = report.style.hide(axis="index").set_caption(f"Checks on {table}").map(
         lambda v: "background-color:#d4edda" if v is True else ("background-color:#f8d7da" if v is False else ""),
         subset=["passed"],
-    )
+    ).set_properties(subset=["check", "sample"], **{"text-align": "left"})
     display(styled)
 
 
