@@ -16,62 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from fake_project import PARAMS, make_project, write_notebook
+
 from ridelake.engine import Outcome, Task
 from ridelake.errors import LockError, ParameterError, SelectionError
 from ridelake.lock import WarehouseLock, lock_path
 from ridelake.manifest import latest_run_id, read_manifest
 from ridelake.runner import RunRequest, Stage, delivery_months, execute, params_hash, resolve_params
 
-PIPELINE = """
-notebooks:
-  bronze/prepare: {reads: [], writes: [bronze.rejected_row, staging.delivery]}
-  bronze/booking: {reads: [staging.delivery], writes: [bronze.booking]}
-  bronze/customer: {reads: [staging.delivery], writes: [bronze.customer]}
-  silver/customer: {reads: [bronze.customer, bronze.booking], writes: [silver.customer]}
-  silver/booking: {reads: [bronze.booking, silver.customer], writes: [silver.booking]}
-  silver/ride: {reads: [silver.booking], writes: [silver.ride]}
-  gold/customer_analytics: {reads: [silver.customer, silver.booking], writes: [gold.customer_analytics]}
-"""
-BRONZE_PARAMS = "source_file = 'data/x.csv'\nextraction_date = None\nextraction_month = None\n"
-PARAMS = {
-    "bronze/prepare": BRONZE_PARAMS,
-    "bronze/booking": BRONZE_PARAMS,
-    "bronze/customer": BRONZE_PARAMS,
-    "silver/customer": None,
-    "silver/booking": "extraction_month = None\n",
-    "silver/ride": "extraction_month = None\n",
-    "gold/customer_analytics": "target_date = None\n",
-}
-
-
-def _notebook(path: Path, params: str | None, body: str = "x = 1\n", kernel: str = "ridelake") -> None:
-    cells = []
-    if params is not None:
-        cells.append({"id": "params", "cell_type": "code", "metadata": {"tags": ["parameters"]},
-                      "execution_count": None, "outputs": [], "source": params})
-    cells.append({"id": "body", "cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                  "source": body})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "cells": cells,
-        "metadata": {"kernelspec": {"name": kernel, "display_name": "Python (ridelake)", "language": "python"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }))
-
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "proj"
-    (root / "notebooks").mkdir(parents=True)
-    (root / "notebooks" / "pipeline.yaml").write_text(PIPELINE)
-    for name, params in PARAMS.items():
-        _notebook(root / "notebooks" / f"{name}.ipynb", params)
-    (root / "params").mkdir()
-    (root / "params" / "default.yaml").write_text(
-        "source_file: data/x.csv\nextraction_date: null\nextraction_month: null\ntarget_date: null\n")
-    (root / "data").mkdir()
-    (root / "data" / "x.csv").write_text("Date,Time\n")
+    root = make_project(tmp_path / "proj")
     monkeypatch.delenv("RIDELAKE_WAREHOUSE", raising=False)
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     monkeypatch.chdir(tmp_path)  # not the project: relative paths must resolve against the root
@@ -414,7 +370,7 @@ def test_real_papermill_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (root / "notebooks").mkdir(parents=True)
     (root / "notebooks" / "pipeline.yaml").write_text(REAL_PIPELINE)
     for name in ("bronze/first", "silver/left", "silver/right"):
-        _notebook(root / "notebooks" / f"{name}.ipynb", "extraction_date = None\nexplode = False\n", REAL_BODY)
+        write_notebook(root / "notebooks" / f"{name}.ipynb", "extraction_date = None\nexplode = False\n", REAL_BODY)
     monkeypatch.setenv("RIDELAKE_WAREHOUSE", str(tmp_path / "wh"))
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     out, err = io.StringIO(), io.StringIO()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_project import PARAMS, make_project, write_notebook
+
 from ridelake import uptodate
 from ridelake.dag import load_pipeline
 from ridelake.engine import Outcome, Task, ThreadExecutor, read_receipts
@@ -36,58 +38,13 @@ from ridelake.uptodate import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# the shape of tests/test_runner.py's fake project
-PIPELINE = """
-notebooks:
-  bronze/prepare: {reads: [], writes: [bronze.rejected_row, staging.delivery]}
-  bronze/booking: {reads: [staging.delivery], writes: [bronze.booking]}
-  bronze/customer: {reads: [staging.delivery], writes: [bronze.customer]}
-  silver/customer: {reads: [bronze.customer, bronze.booking], writes: [silver.customer]}
-  silver/booking: {reads: [bronze.booking, silver.customer], writes: [silver.booking]}
-  silver/ride: {reads: [silver.booking], writes: [silver.ride]}
-  gold/customer_analytics: {reads: [silver.customer, silver.booking], writes: [gold.customer_analytics]}
-"""
-BRONZE_PARAMS = "source_file = 'data/x.csv'\nextraction_date = None\nextraction_month = None\n"
-PARAMS = {
-    "bronze/prepare": BRONZE_PARAMS,
-    "bronze/booking": BRONZE_PARAMS,
-    "bronze/customer": BRONZE_PARAMS,
-    "silver/customer": None,
-    "silver/booking": "extraction_month = None\n",
-    "silver/ride": "extraction_month = None\n",
-    "gold/customer_analytics": "target_date = None\n",
-}
 ALL = set(PARAMS)
-
-
-def _notebook(path: Path, params: str | None, body: str = "x = 1\n", markdown: str = "# title\n") -> None:
-    cells = [{"id": "md", "cell_type": "markdown", "metadata": {}, "source": markdown}]
-    if params is not None:
-        cells.append({"id": "params", "cell_type": "code", "metadata": {"tags": ["parameters"]},
-                      "execution_count": None, "outputs": [], "source": params})
-    cells.append({"id": "body", "cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                  "source": body})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "cells": cells,
-        "metadata": {"kernelspec": {"name": "ridelake", "display_name": "Python (ridelake)", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }))
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "proj"
-    (root / "notebooks").mkdir(parents=True)
-    (root / "notebooks" / "pipeline.yaml").write_text(PIPELINE)
-    for name, params in PARAMS.items():
-        _notebook(root / "notebooks" / f"{name}.ipynb", params)
-    (root / "params").mkdir()
-    (root / "params" / "default.yaml").write_text(
-        # a fixed extraction_date, so two runs on different days compare equal
-        "source_file: data/x.csv\nextraction_date: 2024-12-31\nextraction_month: null\ntarget_date: null\n")
-    (root / "data").mkdir()
-    (root / "data" / "x.csv").write_text("Date,Time\n")
+    # a fixed extraction_date, so two runs on different days compare equal
+    root = make_project(tmp_path / "proj", extraction_date="2024-12-31", markdown="# title\n")
     monkeypatch.delenv("RIDELAKE_WAREHOUSE", raising=False)
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -442,7 +399,7 @@ def test_scheduler_hook_marks_up_to_date_without_running() -> None:
 
 def test_notebook_hash_counts_sources_and_tags_only(tmp_path: Path) -> None:
     path = tmp_path / "n.ipynb"
-    _notebook(path, "a = 1\n")
+    write_notebook(path, "a = 1\n", markdown="# title\n")
     base = notebook_hash(path)
     nb = json.loads(path.read_text())
     nb["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x"}]

@@ -616,17 +616,25 @@ def _maintain_table(ident: str, tbl: Any, locations: dict[str, str], cutoff_ms: 
         if st.st_mtime > young_after:
             out.kept_young += 1
             continue
-        if not dry_run:
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                continue
+        if not _remove(path, dry_run):
+            continue
         out.files[_kind(path, location)] += 1
         out.bytes_freed += st.st_size
         out.deleted.append(path)
     if not dry_run:
         _prune_empty_dirs(os.path.join(location, "data"))
     return out
+
+
+def _remove(path: str, dry_run: bool) -> bool:
+    """Delete a file (only pretend on a dry run); False when it vanished in the meantime."""
+    if dry_run:
+        return True
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _clean_staging(result: MaintainResult, staging: Path, older_than_ts: float, dry_run: bool) -> None:
@@ -639,11 +647,8 @@ def _clean_staging(result: MaintainResult, staging: Path, older_than_ts: float, 
             continue
         if st.st_mtime >= older_than_ts:
             continue
-        if not dry_run:
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                continue
+        if not _remove(path, dry_run):
+            continue
         result.staging_files += 1
         result.staging_bytes += st.st_size
     if not dry_run:
