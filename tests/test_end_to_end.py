@@ -176,7 +176,7 @@ def test_a_failed_check_stops_the_notebook_before_the_write(pipeline_run):
         dim = catalog.read_table("silver.vehicle_type")
         catalog.write_table("silver.vehicle_type", dim[dim["name"] != "Auto"], replace_all=True)
         before = catalog.snapshot_id("silver.booking")
-    proc = subprocess.run([sys.executable, "-m", "ridelake", "run", "silver/booking", "--retries", "0"],
+    proc = subprocess.run([sys.executable, "-m", "ridelake", "run", "silver/booking", "--retries", "2"],
                           cwd=pipeline_run["project"], env=pipeline_run["env"], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 1
@@ -184,6 +184,8 @@ def test_a_failed_check_stops_the_notebook_before_the_write(pipeline_run):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RIDELAKE_WAREHOUSE", str(pipeline_run["warehouse"]))
         assert catalog.snapshot_id("silver.booking") == before
+    manifest = json.loads((pipeline_run["project"] / "outputs/runs/latest/run.json").read_text())
+    assert manifest["notebooks"][0]["attempts"] == 1  # a failed check is final: no retry
     executed = json.loads((pipeline_run["project"] / "outputs/runs/latest/silver/booking.ipynb").read_text())
     text = json.dumps(executed)
     assert "relationships(vehicle_type_id -> silver.vehicle_type.vehicle_type_id)" in text

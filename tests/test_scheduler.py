@@ -21,6 +21,7 @@ class FakeEngine:
         self.fail = fail or {}  # key -> failing attempts (-1: always)
         self.barrier = barrier or {}
         self.sleep = sleep or {}
+        self.final: set[str] = set()  # keys whose failures are not worth retrying
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()
 
@@ -33,6 +34,9 @@ class FakeEngine:
         time.sleep(self.sleep.get(task.key, 0.0))
         n = self.fail.get(task.key, 0)
         ok = not (n < 0 or task.attempt <= n)
+        if not ok and task.key in self.final:
+            return Outcome(False, start, time.time(), f"cell 5: CheckError: {task.key} checks failed",
+                           retryable=False)
         return Outcome(ok, start, time.time(), None if ok else f"cell 2: ValueError: {task.key} broke")
 
 
@@ -83,6 +87,15 @@ def test_jobs_limit_is_respected() -> None:
     spans = sorted((s.started_at, s.finished_at) for s in states.values())
     for t, _ in spans:  # never more than two running at any start
         assert sum(1 for s, f in spans if s <= t < f) <= 2
+
+
+def test_a_final_failure_is_not_retried() -> None:
+    engine = FakeEngine(fail={"b": -1})
+    engine.final = {"b"}
+    _, states = _run(DIAMOND, engine, retries=3, retry_delay=0)
+    assert states["b"].status == FAILED and len(states["b"].attempts) == 1
+    assert [c for c in engine.calls if c[0] == "b"] == [("b", 1)]
+    assert "CheckError" in states["b"].error
 
 
 def test_retry_then_success_records_attempts() -> None:

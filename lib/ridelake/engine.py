@@ -32,6 +32,7 @@ from typing import IO, Any, Callable, Mapping, Protocol
 from ridelake.errors import ExecutionError
 
 __all__ = [
+    "FINAL_ERRORS",
     "KERNEL_NAME",
     "Task",
     "Outcome",
@@ -75,6 +76,13 @@ class Task:
     log_path: Path | None = None
 
 
+#: Errors raised by ridelake itself that another attempt cannot fix: a failed table check, a
+#: delivery file that cannot be read, a bad parameter or setting. A notebook failing with one of
+#: them is not retried (a kernel that did not start, a commit conflict or a dead kernel are).
+FINAL_ERRORS = frozenset({"CheckError", "SourceError", "ParameterError", "ConfigError", "CatalogError",
+                          "SelectionError"})
+
+
 @dataclass
 class Outcome:
     """What one attempt did.
@@ -89,6 +97,7 @@ class Outcome:
             (papermill's injected-parameters cell counts; its error banner, added on top of the
             kept notebook afterwards, does not).
         receipts: the records the notebook appended to the receipt file.
+        retryable: False when another attempt cannot help (see :data:`FINAL_ERRORS`).
     """
 
     ok: bool
@@ -97,6 +106,7 @@ class Outcome:
     error: str | None = None
     error_cell: int | None = None
     receipts: list[dict[str, Any]] = field(default_factory=list)
+    retryable: bool = True
 
     @property
     def duration_s(self) -> float:
@@ -224,6 +234,7 @@ class PapermillEngine:
             log = open(task.log_path, "ab")
         error: str | None = None
         cell: int | None = None
+        retryable = True
         try:
             papermill.execute_notebook(
                 str(task.input_path),
@@ -240,6 +251,7 @@ class PapermillEngine:
             cell = exc.cell_index
             evalue = str(exc.evalue).strip()
             error = f"cell {exc.cell_index}: {exc.ename}: {evalue}" if evalue else f"cell {exc.cell_index}: {exc.ename}"
+            retryable = exc.ename not in FINAL_ERRORS
         except Exception as exc:  # kernel start failures, dead kernels, I/O: retried like any failure
             error = f"{type(exc).__name__}: {str(exc).strip() or repr(exc)}"
         finally:
@@ -248,7 +260,7 @@ class PapermillEngine:
                 log.close()
         finished = time.time()
         _stamp_notebook(task, error)
-        return Outcome(error is None, started, finished, error, cell, read_receipts(task.receipt_path))
+        return Outcome(error is None, started, finished, error, cell, read_receipts(task.receipt_path), retryable)
 
 
 def _short_tmp() -> str | None:

@@ -6,7 +6,8 @@ up to ``executor.slots`` at a time, and then **blocks** on a queue fed by the ex
 callbacks (and by retry timers): it never polls.
 
 - A failed attempt is retried up to ``retries`` more times, ``retry_delay`` seconds later (a
-  timer re-queues it; the slot is free meanwhile).
+  timer re-queues it; the slot is free meanwhile), unless its outcome says another attempt
+  cannot help (``Outcome.retryable`` is False, e.g. a failed table check).
 - A node that still fails marks every node depending on it, directly or not, ``skipped``;
   independent nodes go on.
 - All state changes happen on the thread that called :meth:`Scheduler.run`, so listeners need
@@ -331,7 +332,7 @@ class Scheduler:
             self._make_ready(self._release(state.key, waiting), ready, index, waiting)
             return
         state.error = outcome.error or "failed"
-        if len(state.attempts) <= self.retries:
+        if outcome.retryable and len(state.attempts) <= self.retries:
             state.status = RETRYING
             self.listener.on_retry(state, self.retry_delay)
             if self.retry_delay <= 0:
