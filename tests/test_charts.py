@@ -47,3 +47,32 @@ SUMMARY = pd.DataFrame({
 ])
 def test_chart_renders_with_labels(make):
     _labelled(make())
+
+
+def _empty(columns):
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+
+
+@pytest.mark.parametrize("make", [
+    lambda: charts.rows_per_month(pd.Series(dtype="int64"), "t"),
+    lambda: charts.delivery_overview(_empty(["extraction_month", "booking_status"]), _empty(["extraction_month"]), "f"),
+    lambda: charts.counts_bar(pd.Series(dtype="int64"), "t"),
+    lambda: charts.customer_bookings(_empty(["total_bookings"])),
+    lambda: charts.bookings_per_month(_empty(["extraction_month", "booking_status_id"]),
+                                      _empty(["booking_status_id", "name"])),
+    lambda: charts.ride_profile(_empty(["ride_distance", "driver_rating", "customer_rating"])),
+    lambda: charts.reasons(_empty(["reason", "cancelled_by"]), "t", by="cancelled_by"),
+    lambda: charts.reasons(_empty(["reason"]), "t"),
+    lambda: charts.revenue_per_day(_empty(SUMMARY.columns)),
+    lambda: charts.customer_value(_empty(["customer_id", "total_spent"])),
+    lambda: charts.busiest_locations(_empty(["location_name", "pickups", "dropoffs"])),
+])
+def test_chart_of_an_empty_table_still_renders(make):
+    _labelled(make())
+
+
+def test_delivery_overview_with_rows():
+    accepted = pd.DataFrame({"extraction_month": ["2024-01", "2024-02"], "booking_status": ["Completed"] * 2})
+    rejected = pd.DataFrame({"extraction_month": [None, "2024-01"]})
+    _labelled(charts.delivery_overview(accepted, rejected, "f.csv"))
+    _labelled(charts.rows_per_month(pd.Series({"2024-02": 3, "2024-01": 1}), "t"))

@@ -167,6 +167,35 @@ def test_every_table_was_written_with_provenance(pipeline_run):
             assert props.get("ridelake.notebook") == expected
 
 
+def test_incremental_delivery_that_moves_a_booking_to_another_month(pipeline_run):
+    """A second delivery re-delivers one booking with a date in another month, plus new bookings."""
+    project, env = pipeline_run["project"], pipeline_run["env"]
+    lines = pipeline_run["csv"].read_bytes().decode().split("\r\n")
+    header, rows = lines[0], [ln for ln in lines[1:] if ln]
+    moved = next(r for r in rows if r.startswith("2024-03-") and ",Completed," in r)
+    moved_id = moved.split(",")[2].strip('"')
+    extra = project / "data" / "extra.csv"
+    write_csv(extra, rows=200, seed=99)
+    # new bookings of July only, so the delivery touches one month (a per-month rebuild)
+    new_rows = [ln for ln in extra.read_bytes().decode().split("\r\n")[1:] if ln.startswith("2024-07-")][:8]
+    second = project / "data" / "second.csv"
+    second.write_bytes(("\r\n".join([header, "2024-07-15" + moved[len("2024-03-15"):], *new_rows]) + "\r\n")
+                       .encode())
+    before = len(_read(pipeline_run, "silver.booking"))
+    proc = subprocess.run([sys.executable, "-m", "ridelake", "incremental", "--source-file", str(second),
+                           "--extraction-date", "2025-01-05"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "moves bookings to another month" in proc.stderr
+    booking = _read(pipeline_run, "silver.booking")
+    new_ids = {ln.split(",")[2].strip('"') for ln in new_rows}
+    assert len(booking) == before + len(new_ids - set(_truth(pipeline_run)["booking_id"]))
+    row = booking[booking["booking_id"] == moved_id]
+    assert len(row) == 1 and row["extraction_month"].iloc[0] == "2024-07"
+    assert _read(pipeline_run, "silver.customer")["total_bookings"].sum() == len(booking)
+    assert _read(pipeline_run, "gold.daily_booking_summary")["total_bookings"].sum() == len(booking)
+
+
 def test_a_failed_check_stops_the_notebook_before_the_write(pipeline_run):
     """Break a dimension behind the pipeline's back: silver/booking must refuse to write."""
     before = None

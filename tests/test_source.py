@@ -73,3 +73,24 @@ def test_load_delivery_without_staging_prepares(tmp_path, warehouse):
     assert not d.staged and len(d.rows) == 1
     with pytest.raises(SourceError, match="not found"):
         source.load_delivery(config.run_parameters(str(tmp_path / "x.csv"), "2024-12-31"))
+
+
+def test_moved_bookings_counts_deliveries_that_move_a_booking_to_another_month(tmp_path, warehouse):
+    import datetime as dt
+
+    from ridelake import catalog
+
+    path = write_csv(tmp_path / "d.csv", [completed_row("CNR1", "2024-03-05"), completed_row("CNR2", "2024-04-01")])
+    params = config.run_parameters(str(path), "2024-12-31")
+    assert source.moved_bookings(path, "2024-12-31") is None  # not staged yet
+    source.stage(params, source.prepare(params)[1])
+    now = pd.Timestamp("2024-12-31", tz="UTC")
+    silver = pd.DataFrame({
+        "booking_id": ["CNR1", "CNR2"], "customer_id": ["C", "C"], "vehicle_type_id": [1, 1],
+        "pickup_location_id": [1, 1], "drop_location_id": [2, 2], "booking_status_id": [1, 1],
+        "payment_method_id": [1, 1], "booking_value": [1.0, 2.0],
+        "booking_date": pd.to_datetime(["2024-03-05", "2024-02-01"]), "booking_time": [dt.time(10)] * 2,
+        "extraction_month": ["2024-03", "2024-02"], "created_at": now, "updated_at": now,
+    })
+    catalog.write_table("silver.booking", silver, replace_all=True)
+    assert source.moved_bookings(path, "2024-12-31") == 1  # CNR2 moves from February to April

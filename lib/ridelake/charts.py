@@ -9,6 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 __all__ = [
+    "rows_per_month",
+    "delivery_overview",
     "counts_bar",
     "customer_bookings",
     "bookings_per_month",
@@ -28,6 +30,72 @@ def _fig(*args: int, **kwargs: object):  # type: ignore[no-untyped-def]
     return plt.subplots(*args, **kwargs)
 
 
+def _nothing(ax, title: str, xlabel: str, ylabel: str = "") -> None:  # type: ignore[no-untyped-def]
+    """Label an empty panel so an empty table still gives a readable picture."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.text(0.5, 0.5, "no rows", ha="center", va="center", transform=ax.transAxes, color=_GREY, fontsize=12)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def rows_per_month(per_month: pd.Series, title: str):  # type: ignore[no-untyped-def]
+    """Rows per booking month (a bronze write).
+
+    Args:
+        per_month: ``extraction_month`` -> rows.
+        title: the chart's title.
+
+    Returns:
+        The Figure.
+    """
+    fig, ax = _fig(figsize=(8, 3))
+    if per_month.empty:
+        _nothing(ax, title, "booking month (extraction_month)", "rows")
+    else:
+        per_month.sort_index().plot.bar(ax=ax, color=_BLUE, rot=0)
+        ax.set_title(title)
+        ax.set_xlabel("booking month (extraction_month)")
+        ax.set_ylabel("rows")
+    fig.tight_layout()
+    return fig
+
+
+def delivery_overview(accepted: pd.DataFrame, rejected: pd.DataFrame, source_file: str):  # type: ignore[no-untyped-def]
+    """A prepared delivery: accepted and rejected rows per month, accepted rows by status.
+
+    Args:
+        accepted: the accepted rows (``extraction_month``, ``booking_status``).
+        rejected: the rejected rows (``extraction_month``, null when the date did not parse).
+        source_file: the file's name, for the title.
+
+    Returns:
+        The Figure.
+    """
+    fig, (left, right) = _fig(1, 2, figsize=(12, 3.5), gridspec_kw={"width_ratios": [3, 2]})
+    by_month = pd.DataFrame({
+        "accepted": accepted.groupby("extraction_month").size(),
+        "rejected": rejected["extraction_month"].fillna("unknown").value_counts(),
+    }).fillna(0).astype(int).sort_index()
+    title = f"{source_file}: rows per booking month"
+    if by_month.empty:
+        _nothing(left, title, "booking month", "rows")
+    else:
+        by_month.plot.bar(stacked=True, ax=left, rot=0, color=[_BLUE, _RED], title=title)
+        left.set_xlabel("booking month")
+        left.set_ylabel("rows")
+    statuses = accepted["booking_status"].value_counts().sort_values()
+    if statuses.empty:
+        _nothing(right, "accepted rows by booking status", "rows")
+    else:
+        statuses.plot.barh(ax=right, color=_GREEN, title="accepted rows by booking status")
+        right.set_xlabel("rows")
+        right.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
 def counts_bar(counts: pd.Series, title: str, xlabel: str = "bookings", top: int | None = None):  # type: ignore[no-untyped-def]
     """A horizontal bar per name, largest at the top.
 
@@ -44,6 +112,10 @@ def counts_bar(counts: pd.Series, title: str, xlabel: str = "bookings", top: int
     if top:
         data = data.head(top)
     fig, ax = _fig(figsize=(8, 0.3 * len(data) + 1.2))
+    if data.empty:
+        _nothing(ax, title, xlabel)
+        fig.tight_layout()
+        return fig
     data.iloc[::-1].plot.barh(ax=ax, color=_BLUE)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -73,8 +145,13 @@ def bookings_per_month(booking: pd.DataFrame, booking_status: pd.DataFrame):  # 
     frame = booking.assign(status=booking["booking_status_id"].map(names))
     table = frame.groupby(["extraction_month", "status"]).size().unstack(fill_value=0)
     fig, ax = _fig(figsize=(10, 3.5))
+    title = "silver.booking: bookings per month by status"
+    if table.empty:
+        _nothing(ax, title, "booking month", "bookings")
+        fig.tight_layout()
+        return fig
     table.plot.bar(stacked=True, ax=ax, rot=0, width=0.8)
-    ax.set_title("silver.booking: bookings per month by status")
+    ax.set_title(title)
     ax.set_xlabel("booking month")
     ax.set_ylabel("bookings")
     ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
@@ -108,6 +185,10 @@ def reasons(frame: pd.DataFrame, title: str, by: str | None = None):  # type: ig
     table = pd.crosstab(reason, frame[by])
     table = table.loc[table.sum(axis=1).sort_values().index]
     fig, ax = _fig(figsize=(9, 0.35 * len(table) + 1.4))
+    if table.empty:
+        _nothing(ax, title, "rides")
+        fig.tight_layout()
+        return fig
     table.plot.barh(stacked=True, ax=ax, color=[_BLUE, _RED, _GREEN][: table.shape[1]])
     ax.set_title(title)
     ax.set_xlabel("rides")
@@ -122,8 +203,14 @@ def revenue_per_day(summary: pd.DataFrame):  # type: ignore[no-untyped-def]
     daily = summary.pivot_table(index="booking_date", columns="vehicle_type_name", values="total_revenue",
                                 aggfunc="sum", fill_value=0.0).sort_index()
     fig, (left, right) = _fig(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 1]})
+    title = "gold.daily_booking_summary: revenue per day by vehicle type (7-day mean)"
+    if daily.empty:
+        _nothing(left, title, "booking date", "revenue per day (INR)")
+        _nothing(right, "total revenue by vehicle type", "revenue (INR)")
+        fig.tight_layout()
+        return fig
     daily.rolling(7, min_periods=1).mean().plot(ax=left, linewidth=1.2)
-    left.set_title("gold.daily_booking_summary: revenue per day by vehicle type (7-day mean)")
+    left.set_title(title)
     left.set_xlabel("booking date")
     left.set_ylabel("revenue per day (INR)")
     left.legend(fontsize=8, ncol=2)

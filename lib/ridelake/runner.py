@@ -686,6 +686,17 @@ def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], 
         return None
 
 
+def _moved_bookings(params: Mapping[str, Any], warehouse: str) -> bool:
+    """True when the delivery re-delivers bookings whose silver row sits in another month."""
+    from ridelake.source import moved_bookings
+
+    try:
+        return bool(moved_bookings(params.get("source_file") or "", params["extraction_date"],
+                                   params.get("extraction_month"), warehouse))
+    except Exception:  # cannot tell: the safe choice is a whole rebuild
+        return True
+
+
 def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], warehouse: str,
                  err: TextIO) -> list[PlannedNode]:
     months = None
@@ -698,6 +709,9 @@ def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], wareho
         elif len(months) > stage.max_months:
             err.write(f"delivery touched {len(months)} months (more than {stage.max_months}): "
                       "the silver facts rebuild every month once\n")
+        elif _moved_bookings(params, warehouse):
+            err.write("the delivery moves bookings to another month: the silver facts rebuild every month once\n")
+            months = None
         else:
             err.write(f"delivery touched {len(months)} month(s): {', '.join(months) or 'none'}\n")
     return plan_stage(pipe, stage, params, months)

@@ -22,7 +22,7 @@ from ridelake import config
 from ridelake.errors import SourceError
 from ridelake.transforms.bronze import PreparedDelivery, check_header, prepare_delivery, write_scope
 
-__all__ = ["RawDelivery", "Delivery", "read_source", "prepare", "stage", "staged_months", "load_delivery"]
+__all__ = ["RawDelivery", "Delivery", "read_source", "prepare", "stage", "staged_months", "moved_bookings", "load_delivery"]
 
 
 @dataclass
@@ -183,6 +183,37 @@ def staged_months(source_file: str | os.PathLike[str], extraction_date: dt.date 
         return None
     months = info.get("months") if isinstance(info, dict) else None
     return sorted({str(m) for m in months}) if isinstance(months, list) else None
+
+
+def moved_bookings(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
+                   extraction_month: str | None = None, warehouse: str | None = None) -> int | None:
+    """How many bookings of a staged delivery sit in ``silver.booking`` under another month.
+
+    Rebuilding the facts month by month cannot move a booking between months consistently (the
+    old month would drop it before the new month adds it), so ``incremental`` rebuilds the facts
+    whole when this is not zero.
+
+    Args:
+        source_file: the delivery file.
+        extraction_date: its extraction date.
+        extraction_month: the month filter it was loaded with, or None.
+        warehouse: the warehouse (default the configured one).
+
+    Returns:
+        The count, or None when the delivery's staging is not there.
+    """
+    from ridelake import catalog
+
+    location = warehouse or config.warehouse_location()
+    if not config.is_local_warehouse(location):
+        return None
+    data, _ = _staging_paths(source_file, extraction_date, extraction_month, location)
+    if not data.is_file():
+        return None
+    delivered = pd.read_parquet(data, columns=["booking_id", "extraction_month"]).drop_duplicates()
+    current = catalog.read_table("silver.booking", columns=["booking_id", "extraction_month"])
+    both = delivered.merge(current, on="booking_id", suffixes=("", "_silver"))
+    return int(both.loc[both["extraction_month"] != both["extraction_month_silver"], "booking_id"].nunique())
 
 
 def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
