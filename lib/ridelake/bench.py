@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from ridelake import config
 
-__all__ = ["TARGETS", "run_benchmarks", "main"]
+__all__ = ["TARGETS", "evaluate", "run_benchmarks", "main"]
 
 #: Targets on the reference machine (2 cores, 24 GiB).
 TARGETS = {
@@ -98,13 +98,26 @@ def run_benchmarks(rows: int, generator_rows: int, jobs: int | None) -> dict[str
         results["notebooks"] = len(manifest["notebooks"])
         results["slowest"] = sorted(((n["name"], n["duration_s"]) for n in manifest["notebooks"]),
                                     key=lambda x: -(x[1] or 0))[:5]
+    results["checks"] = evaluate(results)
+    return results
+
+
+def evaluate(results: dict[str, Any], targets: dict[str, float] = TARGETS) -> dict[str, dict[str, Any]]:
+    """Compare measurements with their targets (rates must reach them, times and sizes stay below).
+
+    Args:
+        results: measurement name -> value.
+        targets: measurement name -> target.
+
+    Returns:
+        Per measurement: ``value``, ``target``, ``ok``.
+    """
     checks = {}
-    for key, target in TARGETS.items():
+    for key, target in targets.items():
         value = results[key]
         ok = value >= target if key.endswith("per_second") else value <= target
         checks[key] = {"value": value, "target": target, "ok": ok}
-    results["checks"] = checks
-    return results
+    return checks
 
 
 def main(argv: Sequence[str] | None = None) -> int:
