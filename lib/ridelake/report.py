@@ -40,6 +40,7 @@ from urllib.parse import quote
 from ridelake.dag import Pipeline, layered
 from ridelake.errors import ConfigError, RidelakeError
 from ridelake.manifest import RUN_FILE, effective_status, parse_iso, read_manifest
+from ridelake.progress import format_seconds
 
 __all__ = [
     "REPORT_FILE",
@@ -279,13 +280,11 @@ def _waves(keys: Sequence[str], deps: Mapping[str, set[str]]) -> list[list[str]]
 
 
 def _seconds(value: Any) -> str:
+    """:func:`~ridelake.progress.format_seconds` with a unit on short times; ``–`` for no number."""
     if not isinstance(value, (int, float)):
         return "–"
-    if value < 600:
-        return f"{value:.1f} s"
-    minutes, secs = divmod(int(round(value)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    text = format_seconds(value)
+    return f"{text} s" if value < 600 else text
 
 
 def dag_svg(notebooks: Sequence[Mapping[str, Any]], pages: Mapping[str, str] | None = None,
