@@ -31,6 +31,8 @@ __all__ = [
     "load_pipeline",
     "notebook_parameters",
     "layered",
+    "key_month",
+    "execution_deps",
 ]
 
 #: A dataset whose name starts with one of these (``bronze.customer``) is an Iceberg table.
@@ -148,6 +150,34 @@ def layered(order: Sequence[str], deps: Mapping[str, Iterable[str]]) -> list[lis
     for n in order:
         waves[level[n]].append(n)
     return waves
+
+
+def key_month(key: str) -> str | None:
+    """The month of a per-month execution key (``silver/booking@2024-03`` -> ``2024-03``), else None."""
+    return key.split("@", 1)[1] if "@" in key else None
+
+
+def execution_deps(pipeline: Pipeline, executions: Sequence[tuple[str, str, str | None]]) -> dict[str, set[str]]:
+    """What each planned execution waits for, as the runner links them for the scheduler.
+
+    B waits for every earlier A whose notebook is upstream of B's (the same month, when both are
+    per-month executions) and for earlier executions of the same notebook.
+
+    Args:
+        pipeline: the DAG.
+        executions: ``(key, notebook name, month or None)`` in planned order.
+
+    Returns:
+        Key -> the keys it waits for.
+    """
+    ups = {name: pipeline.upstream(name) for _, name, _ in executions}
+    deps: dict[str, set[str]] = {key: set() for key, _, _ in executions}
+    for j, (b, b_name, b_month) in enumerate(executions):
+        for a, a_name, a_month in executions[:j]:
+            months_meet = a_month is None or b_month is None or a_month == b_month
+            if a_name == b_name or (a_name in ups[b_name] and months_meet):
+                deps[b].add(a)
+    return deps
 
 
 def _find_cycle(pending: Mapping[str, set[str]], done: set[str]) -> list[str]:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 from urllib.parse import quote
 
-from ridelake.dag import Pipeline, layered
+from ridelake.dag import Pipeline, execution_deps, key_month, layered
 from ridelake.errors import ConfigError, RidelakeError
 from ridelake.manifest import RUN_FILE, effective_status, parse_iso, read_manifest
 from ridelake.progress import format_seconds
@@ -232,23 +232,13 @@ def _name(nb: Mapping[str, Any]) -> str:
     return str(nb.get("name") or str(nb.get("key", "?")).split("@", 1)[0])
 
 
-def _month(key: str) -> str | None:
-    return key.split("@", 1)[1] if "@" in key else None
-
-
 def _dependencies(notebooks: Sequence[Mapping[str, Any]], pipeline: Pipeline | None) -> dict[str, set[str]]:
     """Key -> the keys it waited for, reduced to direct edges (as the scheduler links them)."""
     keys = [str(nb.get("key") or _name(nb)) for nb in notebooks]
     names = {str(nb.get("key") or _name(nb)): _name(nb) for nb in notebooks}
     deps: dict[str, set[str]] = {k: set() for k in keys}
     if pipeline is not None and all(n in pipeline.notebooks for n in names.values()):
-        ups = {n: pipeline.upstream(n) for n in set(names.values())}
-        for j, b in enumerate(keys):
-            for a in keys[:j]:
-                same = names[a] == names[b]
-                meet = _month(a) is None or _month(b) is None or _month(a) == _month(b)
-                if same or (names[a] in ups[names[b]] and meet):
-                    deps[b].add(a)
+        deps.update(execution_deps(pipeline, [(k, names[k], key_month(k)) for k in keys]))
     else:  # the run's own record: B read a table A wrote
         writers: dict[str, list[str]] = {}
         for nb, k in zip(notebooks, keys):

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from ridelake import config
-from ridelake.dag import NotebookSpec, Pipeline, layered, load_pipeline
+from ridelake.dag import NotebookSpec, Pipeline, execution_deps, key_month, layered, load_pipeline
 from ridelake.engine import Engine, Executor, Task, ThreadExecutor
 from ridelake.errors import ParameterError, SelectionError
 from ridelake.lock import WarehouseLock, lock_path
@@ -247,19 +247,9 @@ def params_hash(params: Mapping[str, Any]) -> str:
 # -- planning ----------------------------------------------------------------------------------
 
 def _link(pipeline: Pipeline, nodes: Sequence[PlannedNode]) -> list[Node]:
-    """Scheduler nodes: B waits for every earlier A whose notebook is upstream of B's (same month
-    for per-month executions) and for earlier executions of the same notebook."""
-    ups = {n.spec.name: pipeline.upstream(n.spec.name) for n in nodes}
-    out = []
-    for j, b in enumerate(nodes):
-        deps = set()
-        for a in nodes[:j]:
-            same = a.spec.name == b.spec.name
-            months_meet = a.month is None or b.month is None or a.month == b.month
-            if same or (a.spec.name in ups[b.spec.name] and months_meet):
-                deps.add(a.key)
-        out.append(Node(b.key, frozenset(deps)))
-    return out
+    """Scheduler nodes, linked by :func:`ridelake.dag.execution_deps`."""
+    deps = execution_deps(pipeline, [(n.key, n.spec.name, n.month) for n in nodes])
+    return [Node(n.key, frozenset(deps[n.key])) for n in nodes]
 
 
 def plan_stage(pipeline: Pipeline, stage: Stage, params: Mapping[str, Any],
@@ -397,8 +387,7 @@ def _from_failure_nodes(pipeline: Pipeline, root: Path, ref: str | None,
         params = dict(rec.get("params") or {})
         params.update({k: v for k, v in overrides.items() if k in spec.parameters})
         key = rec.get("key") or name
-        month = key.split("@", 1)[1] if "@" in key else None
-        nodes.append(PlannedNode(key, spec, params, month, "from-failure"))
+        nodes.append(PlannedNode(key, spec, params, key_month(key), "from-failure"))
     return str(prev.get("run_id") or prev_dir.name), dict(prev.get("params") or {}), nodes
 
 
