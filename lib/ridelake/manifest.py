@@ -31,6 +31,7 @@ __all__ = [
     "new_run_id",
     "iso",
     "parse_iso",
+    "write_atomic",
     "write_manifest",
     "read_manifest",
     "update_latest",
@@ -73,6 +74,23 @@ def parse_iso(text: str | None) -> float | None:
         return None
 
 
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write a text file atomically: a temporary file beside it, then ``os.replace``.
+
+    Args:
+        path: the file.
+        text: its new content (UTF-8).
+
+    Returns:
+        The file written.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(2)}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
 def write_manifest(run_dir: str | Path, data: dict[str, Any]) -> Path:
     """Write ``run.json`` atomically.
 
@@ -85,11 +103,7 @@ def write_manifest(run_dir: str | Path, data: dict[str, Any]) -> Path:
     """
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / RUN_FILE
-    tmp = folder / f".{RUN_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(folder / RUN_FILE, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:

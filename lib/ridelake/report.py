@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from ridelake.dag import Pipeline, execution_deps, key_month, layered
 from ridelake.errors import ConfigError, RidelakeError
-from ridelake.manifest import RUN_FILE, effective_status, parse_iso, read_manifest
+from ridelake.manifest import RUN_FILE, effective_status, parse_iso, read_manifest, write_atomic
 from ridelake.progress import format_seconds
 
 __all__ = [
@@ -791,11 +791,7 @@ def build_report(run_dir: str | Path, no_code: bool = False, *, pipeline: Pipeli
         os.replace(tmp, html_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    index = folder / REPORT_FILE
-    part = folder / f".{REPORT_FILE}.{os.getpid()}.tmp"
-    part.write_text(_page(run, folder, pages, pipeline), encoding="utf-8")
-    os.replace(part, index)
-    return index
+    return write_atomic(folder / REPORT_FILE, _page(run, folder, pages, pipeline))
 
 
 def write_after_run(run_dir: str | Path, err: TextIO | None = None, pipeline: Pipeline | None = None) -> Path | None:

@@ -54,16 +54,15 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import os
-import secrets
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from ridelake.dag import ICEBERG_LAYERS, NotebookSpec, Pipeline
+from ridelake.manifest import iso, write_atomic
 from ridelake.scheduler import FAILED, SUCCEEDED, Listener, NodeState
 
 __all__ = [
@@ -272,10 +271,6 @@ class Decision:
     fingerprint: Fingerprint | None = None
 
 
-def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class StateStore:
     """The state file: key -> the last successful execution against this warehouse.
 
@@ -300,11 +295,9 @@ class StateStore:
     def save(self) -> None:
         """Write the file atomically (a temporary file, then ``os.replace``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"version": STATE_VERSION, "warehouse": self.warehouse, "updated_at": _now_iso(),
+        data = {"version": STATE_VERSION, "warehouse": self.warehouse, "updated_at": iso(time.time()),
                 "entries": self.entries}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(2)}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
 class UpToDate(Listener):
@@ -500,7 +493,7 @@ class UpToDate(Listener):
         return {
             "notebook": self.nodes[state.key][0].name,
             "run_id": self.run_id,
-            "finished_at": _now_iso(),
+            "finished_at": iso(time.time()),
             "fingerprint": {k: v for k, v in asdict(fp).items() if k != "reads"},
             "reads": reads,
             "writes": writes,
