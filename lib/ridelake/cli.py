@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from ridelake import lineage, maintenance
@@ -38,13 +36,6 @@ from ridelake.errors import LockError, ParameterError, RidelakeError
 __all__ = ["main", "build_parser", "parse_assignments", "EXIT_USAGE", "EXIT_LOCKED"]
 
 EXIT_USAGE, EXIT_LOCKED = 2, 3
-
-
-def _set_warehouse(path: str | None) -> None:
-    """Point this process (and the kernels it starts) at a warehouse."""
-    if path:
-        # absolute, because kernels run in the notebooks' folders
-        os.environ["RIDELAKE_WAREHOUSE"] = path if "://" in path else str(Path(path).expanduser().resolve())
 
 
 def parse_assignments(items: Sequence[str] | None) -> dict[str, str]:
@@ -79,7 +70,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from ridelake import catalog, config
 
-    _set_warehouse(args.warehouse)
+    lineage._use_warehouse(args.warehouse)
     created = catalog.bootstrap()
     print(f"catalog {config.catalog_uri()}: created {len(created)} table(s)"
           + (f": {', '.join(created)}" if created else " (all present)"))
@@ -112,7 +103,7 @@ def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, A
 def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ridelake.runner import Stage, execute
 
-    _set_warehouse(args.warehouse)
+    lineage._use_warehouse(args.warehouse)
     cmd = args.command
     if cmd == "run":
         stages, flags = [Stage("run", tuple(args.selectors))], {}

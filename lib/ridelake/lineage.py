@@ -399,8 +399,9 @@ def run_changes(run_id: str) -> dict[str, Change]:
 # -- command line ------------------------------------------------------------------------------
 
 def _use_warehouse(path: str | None) -> None:
-    """Point this process at a warehouse (``--warehouse``)."""
+    """Point this process (and the kernels it starts) at a warehouse (``--warehouse``)."""
     if path:
+        # absolute, because kernels run in the notebooks' folders
         os.environ["RIDELAKE_WAREHOUSE"] = path if "://" in path else str(Path(path).expanduser().resolve())
 
 
