@@ -44,7 +44,7 @@ from ridelake.dag import NotebookSpec, Pipeline, execution_deps, key_month, laye
 from ridelake.engine import Engine, Executor, Task, ThreadExecutor
 from ridelake.errors import ParameterError, SelectionError
 from ridelake.lock import WarehouseLock, lock_path
-from ridelake.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
+from ridelake.manifest import RunRecord, _rel, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.progress import Progress, summary_table
 from ridelake.scheduler import FAILED, PENDING, SKIPPED, SUCCEEDED, UP_TO_DATE, MultiListener, Node, Scheduler
 from ridelake.selection import select
@@ -522,13 +522,6 @@ def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRec
         finally:
             record.data["peak_parallelism"] = max(record.data.get("peak_parallelism", 0), sched.peak_running)
     return False
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def execute(
