@@ -605,9 +605,7 @@ def execute(
             err.write(f"note: {lock.broke}\n")
         if bootstrap is not None:
             bootstrap()
-        fresh = UpToDate(pipe, StateStore(state_path(warehouse, base), warehouse),
-                         snapshots or CatalogSnapshots(warehouse, os.environ.get("RIDELAKE_CATALOG_URI")),
-                         run_id, force=request.force)
+        fresh = _up_to_date(pipe, base, warehouse, snapshots, run_id, force=request.force)
         # 4-5. run folder, stages, record
         record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse))
         _add(record, {}, plan.first)
@@ -646,6 +644,15 @@ def execute(
     return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
 
 
+def _up_to_date(pipe: Pipeline, root: Path, warehouse: str, snapshots: SnapshotSource | None, run_id: str,
+                force: bool = False) -> UpToDate:
+    """The up-to-date check on this warehouse's state, reading snapshots from ``snapshots`` (default
+    the warehouse's catalog)."""
+    return UpToDate(pipe, StateStore(state_path(warehouse, root), warehouse),
+                    snapshots or CatalogSnapshots(warehouse, os.environ.get("RIDELAKE_CATALOG_URI")),
+                    run_id, force=force)
+
+
 def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], request: RunRequest, root: Path,
              warehouse: str, snapshots: SnapshotSource | None) -> dict[str, Any] | None:
     """For a dry run: which planned executions would run and which are up-to-date (None when it
@@ -654,8 +661,7 @@ def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], 
     if request.force:
         return None
     try:
-        fresh = UpToDate(pipe, StateStore(state_path(warehouse, root), warehouse),
-                         snapshots or CatalogSnapshots(warehouse, os.environ.get("RIDELAKE_CATALOG_URI")), "dry-run")
+        fresh = _up_to_date(pipe, root, warehouse, snapshots, "dry-run")
         out: dict[str, Any] = {}
         for _, nodes in staged:
             fresh.add(nodes)
