@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
 from ridelake import config
 from ridelake.errors import CatalogError, ConfigError
@@ -162,16 +162,14 @@ def _operation(snap: Any) -> str:
     return str(getattr(op, "value", op) or "?")
 
 
-def _lineage(table: Any) -> list[int]:
-    """The current snapshot and its ancestors, newest first."""
-    out: list[int] = []
+def _ancestors(table: Any) -> Iterator[Any]:
+    """The current snapshot and its ancestors, newest first (up to an expired or repeated parent)."""
     snap = table.current_snapshot()
     seen: set[int] = set()
     while snap is not None and snap.snapshot_id not in seen:
         seen.add(snap.snapshot_id)
-        out.append(snap.snapshot_id)
+        yield snap
         snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
-    return out
 
 
 def snapshot_label(table: Any, snapshot_id: int | None) -> str:
@@ -210,7 +208,7 @@ def history(table: str) -> "pd.DataFrame":
     rows = []
     if tbl is not None:
         current = tbl.current_snapshot()
-        lineage = set(_lineage(tbl))
+        lineage = {s.snapshot_id for s in _ancestors(tbl)}
         for snap in tbl.snapshots():
             p = _props(snap)
             rows.append({

@@ -50,6 +50,7 @@ from ridelake.lineage import (
     PROP_RUN_ID,
     PROP_TABLE,
     RunChanges,
+    _ancestors,
     _catalog_tables,
     _load,
     _props,
@@ -193,16 +194,14 @@ def _later_changes(tbl: Any, table: str, info: RunChanges) -> tuple[str, bool]:
     change = info.changes[table]
     mine = set(info.snapshots.get(table, [])) | {change.last}
     later: list[Any] = []
-    snap = tbl.current_snapshot()
     follows = False
-    while snap is not None:
+    for snap in _ancestors(tbl):
         if snap.snapshot_id in mine:
             follows = True
             break
         if snap.snapshot_id == change.before:
             break
         later.append(snap)
-        snap = tbl.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
     current = tbl.current_snapshot()
     cur_id = current.snapshot_id if current is not None else None
     undone = cur_id == change.before or (
