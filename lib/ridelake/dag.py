@@ -26,6 +26,7 @@ from ridelake.errors import ConfigError
 
 __all__ = [
     "ICEBERG_LAYERS",
+    "is_iceberg",
     "NotebookSpec",
     "Pipeline",
     "load_pipeline",
@@ -37,6 +38,11 @@ __all__ = [
 
 #: A dataset whose name starts with one of these (``bronze.customer``) is an Iceberg table.
 ICEBERG_LAYERS = ("bronze", "silver", "gold")
+
+
+def is_iceberg(dataset: str) -> bool:
+    """Tell whether a dataset of ``pipeline.yaml`` is an Iceberg table (``silver.customer``)."""
+    return "." in dataset and dataset.split(".", 1)[0] in ICEBERG_LAYERS
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,7 @@ class NotebookSpec:
     @property
     def table(self) -> str | None:
         """The first Iceberg table it writes (``bronze/prepare`` -> ``bronze.rejected_row``)."""
-        for dataset in self.writes:
-            if dataset.split(".", 1)[0] in ICEBERG_LAYERS and "." in dataset:
-                return dataset
-        return None
+        return next((dataset for dataset in self.writes if is_iceberg(dataset)), None)
 
 
 def notebook_parameters(path: str | Path) -> tuple[str, ...]:

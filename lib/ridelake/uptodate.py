@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from ridelake.dag import ICEBERG_LAYERS, NotebookSpec, Pipeline
+from ridelake.dag import NotebookSpec, Pipeline, is_iceberg
 from ridelake.manifest import iso, write_atomic
 from ridelake.scheduler import FAILED, SUCCEEDED, Listener, NodeState
 
@@ -86,11 +86,6 @@ STATE_VERSION = 1
 LIB_DIR = Path(__file__).resolve().parent
 #: A recorded read that can never match: the table moved while the notebook ran.
 _UNSTABLE = "changed-while-running"
-
-
-def is_iceberg(dataset: str) -> bool:
-    """Tell whether a dataset of ``pipeline.yaml`` is an Iceberg table (``silver.customer``)."""
-    return "." in dataset and dataset.split(".", 1)[0] in ICEBERG_LAYERS
 
 
 def notebook_hash(path: str | Path) -> str:
