@@ -28,6 +28,8 @@ __all__ = [
     "RUN_FILE",
     "LATEST",
     "runs_dir",
+    "output_file",
+    "log_file",
     "new_run_id",
     "iso",
     "parse_iso",
@@ -49,6 +51,17 @@ LATEST = "latest"
 def runs_dir(root: str | Path) -> Path:
     """The folder of run records under a project root (``<root>/outputs/runs``)."""
     return Path(root) / "outputs" / "runs"
+
+
+def output_file(key: str, attempt: int | None = None) -> str:
+    """Where an execution's notebook is kept, relative to its run folder:
+    ``<layer>/<table>[@month].ipynb``, or ``<table>.attempt-N.ipynb`` for an earlier, failed attempt."""
+    return f"{key}.ipynb" if attempt is None else f"{key}.attempt-{attempt}.ipynb"
+
+
+def log_file(key: str, attempt: int) -> str:
+    """Where the kernel process's own output of one attempt is kept, relative to the run folder."""
+    return f"logs/{key.replace('/', '__')}.{attempt}.log"
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -271,12 +284,11 @@ class RunRecord(Listener):
     # -- where things go ------------------------------------------------------------------
     def output(self, key: str) -> Path:
         """The executed notebook: ``<run>/<layer>/<table>[@month].ipynb``."""
-        return self.dir / f"{key}.ipynb"
+        return self.dir / output_file(key)
 
     def attempt_output(self, key: str, attempt: int) -> Path:
         """Where an earlier, failed attempt's notebook is kept (``<table>.attempt-N.ipynb``)."""
-        out = self.output(key)
-        return out.with_name(f"{out.stem}.attempt-{attempt}.ipynb")
+        return self.dir / output_file(key, attempt)
 
     def receipt(self, key: str, attempt: int) -> Path:
         """The catalog receipt file of one attempt."""
@@ -284,7 +296,7 @@ class RunRecord(Listener):
 
     def log(self, key: str, attempt: int) -> Path:
         """The kernel process's own output for one attempt."""
-        return self.dir / "logs" / f"{key.replace('/', '__')}.{attempt}.log"
+        return self.dir / log_file(key, attempt)
 
     # -- content --------------------------------------------------------------------------
     def add(self, key: str, *, name: str, table: str | None, params: dict[str, Any], stage: str) -> None:

@@ -39,7 +39,15 @@ from urllib.parse import quote
 
 from ridelake.dag import Pipeline, execution_deps, key_month, layered
 from ridelake.errors import ConfigError, RidelakeError
-from ridelake.manifest import RUN_FILE, effective_status, parse_iso, read_manifest, write_atomic
+from ridelake.manifest import (
+    RUN_FILE,
+    effective_status,
+    log_file,
+    output_file,
+    parse_iso,
+    read_manifest,
+    write_atomic,
+)
 from ridelake.progress import format_seconds
 
 __all__ = [
@@ -647,10 +655,10 @@ def _notebook_rows(run: Mapping[str, Any], pages: _Pages, run_dir: Path) -> str:
         for attempt, href in pages.attempts.get(key, []):
             links.append(f'<a href="{_e(href)}">attempt {attempt}</a>')
         if not pages.no_code:
-            if (run_dir / f"{key}.ipynb").is_file():
-                links.append(f'<a href="{_e(_href(f"{key}.ipynb"))}">.ipynb</a>')
+            if (run_dir / output_file(key)).is_file():
+                links.append(f'<a href="{_e(_href(output_file(key)))}">.ipynb</a>')
             attempts = int(nb.get("attempts") or 0)
-            log = Path("logs") / f"{key.replace('/', '__')}.{attempts}.log"
+            log = log_file(key, attempts)
             if attempts and (run_dir / log).is_file() and (run_dir / log).stat().st_size:
                 links.append(f'<a href="{_e(_href(log))}">log</a>')
         if key in pages.problems:
@@ -774,13 +782,13 @@ def build_report(run_dir: str | Path, no_code: bool = False, *, pipeline: Pipeli
             key = str(nb.get("key") or _name(nb))
             back = _href(os.path.relpath(folder / REPORT_FILE, (folder / HTML_DIR / key).parent))
             title = f"{key} · run {run.get('run_id', '?')}"
-            src = folder / f"{key}.ipynb"
+            src = folder / output_file(key)
             if src.is_file():
                 href = pages.render(key, src, f"{key}.html", _nav(run, nb, back, no_code), title)
                 if href:
                     pages.pages[key] = href
             for n in range(1, int(nb.get("attempts") or 0)):
-                old = folder / f"{key}.attempt-{n}.ipynb"
+                old = folder / output_file(key, n)
                 if old.is_file():
                     href = pages.render(f"{key}#{n}", old, f"{key}.attempt-{n}.html",
                                         _nav(run, nb, back, no_code, attempt=n), f"{title} · attempt {n}")
