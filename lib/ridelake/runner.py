@@ -46,7 +46,18 @@ from ridelake.errors import ParameterError, SelectionError
 from ridelake.lock import WarehouseLock, lock_path
 from ridelake.manifest import RunRecord, _rel, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.progress import Progress, summary_table
-from ridelake.scheduler import FAILED, PENDING, SKIPPED, SUCCEEDED, UP_TO_DATE, MultiListener, Node, Scheduler
+from ridelake.scheduler import (
+    FAILED,
+    PENDING,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    UP_TO_DATE,
+    MultiListener,
+    Node,
+    Scheduler,
+)
 from ridelake.selection import select
 from ridelake.uptodate import CatalogSnapshots, Decision, SnapshotSource, StateStore, UpToDate, state_path
 
@@ -66,7 +77,7 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-_RERUN = {FAILED, SKIPPED, PENDING, "running", "retrying"}
+_RERUN = {FAILED, SKIPPED, PENDING, RUNNING, RETRYING}
 
 
 @dataclass(frozen=True)
