@@ -25,6 +25,7 @@ from ridelake.schemas import NAMESPACES, TABLES, TableSpec, table_spec
 __all__ = [
     "RECEIPT_ENV",
     "WriteResult",
+    "exists",
     "get_catalog",
     "bootstrap",
     "load_table",
@@ -67,21 +68,45 @@ def _warehouse_uri(location: str) -> str:
     return Path(location).as_uri() if config.is_local_warehouse(location) else location
 
 
-def get_catalog() -> Any:
-    """Open (once per process and settings) the SQL catalog named by the environment.
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for any other catalog)."""
+    return Path(uri[len("sqlite:///"):].split("?")[0]) if uri.startswith("sqlite:///") else None
+
+
+def exists(warehouse: str | None = None, uri: str | None = None) -> bool:
+    """Tell whether the catalog is there, without creating anything.
+
+    Args:
+        warehouse: the warehouse (default the configured one).
+        uri: the catalog URL (default :func:`ridelake.config.catalog_uri` of ``warehouse``).
+
+    Returns:
+        False only for a SQLite catalog whose file does not exist yet; other catalogs are servers.
+    """
+    file = _sqlite_file(uri or config.catalog_uri(warehouse))
+    return file is None or file.exists()
+
+
+def get_catalog(warehouse: str | None = None, uri: str | None = None) -> Any:
+    """Open (once per process and location) the SQL catalog, creating a SQLite one if absent.
+
+    Args:
+        warehouse: the warehouse (default the one the environment names).
+        uri: the catalog URL (default :func:`ridelake.config.catalog_uri` of ``warehouse``).
 
     Returns:
         A pyiceberg ``SqlCatalog``.
     """
     from pyiceberg.catalog.sql import SqlCatalog
 
-    uri, location = config.catalog_uri(), config.warehouse_location()
+    location = warehouse or config.warehouse_location()
+    uri = uri or config.catalog_uri(location)
     key = (uri, location)
     with _lock:
         if key not in _catalogs:
             if config.is_local_warehouse(location):
                 Path(location).mkdir(parents=True, exist_ok=True)
-            fresh = uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):].split("?")[0]).exists()
+            fresh = not exists(location, uri)
             _catalogs[key] = SqlCatalog(
                 config.CATALOG_NAME,
                 uri=uri,

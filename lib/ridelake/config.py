@@ -85,8 +85,11 @@ def is_local_warehouse(location: str | None = None) -> bool:
     return "://" not in (location or warehouse_location())
 
 
-def catalog_uri() -> str:
+def catalog_uri(warehouse: str | None = None) -> str:
     """Return the SQLAlchemy URL of the Iceberg SQL catalog.
+
+    Args:
+        warehouse: the warehouse whose default catalog is meant (default :func:`warehouse_location`).
 
     Returns:
         ``RIDELAKE_CATALOG_URI`` when set, else SQLite at ``<warehouse>/catalog.db`` opened with a
@@ -95,7 +98,7 @@ def catalog_uri() -> str:
     env = os.environ.get("RIDELAKE_CATALOG_URI")
     if env:
         return env
-    location = warehouse_location()
+    location = warehouse or warehouse_location()
     if not is_local_warehouse(location):
         raise ConfigError(
             f"the warehouse {location} is not a local folder: set RIDELAKE_CATALOG_URI "

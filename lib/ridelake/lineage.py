@@ -104,10 +104,9 @@ def open_catalog() -> Any:
     """
     from ridelake import catalog
 
-    location = config.warehouse_location()
-    if (not os.environ.get("RIDELAKE_CATALOG_URI") and config.is_local_warehouse(location)
-            and not (Path(location) / "catalog.db").is_file()):
-        raise CatalogError(f"no catalog at {Path(location) / 'catalog.db'}: nothing has been written to the "
+    if not catalog.exists():
+        location = config.warehouse_location()
+        raise CatalogError(f"no catalog at {config.catalog_uri(location)}: nothing has been written to the "
                            f"warehouse {location} yet (set RIDELAKE_WAREHOUSE or --warehouse)")
     return catalog.get_catalog()
 

@@ -199,25 +199,15 @@ class CatalogSnapshots:
 
     def __init__(self, warehouse: str, catalog_uri: str | None = None) -> None:
         self.warehouse = warehouse
-        self.uri = catalog_uri or (f"sqlite:///{Path(warehouse) / 'catalog.db'}?timeout=30"
-                                   if "://" not in warehouse else None)
-        self._catalog: Any = None
+        self.uri = catalog_uri
 
     def _open(self) -> Any:
-        if self._catalog is not None:
-            return self._catalog
-        if self.uri is None:
-            raise RuntimeError(f"no catalog for the warehouse {self.warehouse}: set RIDELAKE_CATALOG_URI")
-        if self.uri.startswith("sqlite:///") and not Path(self.uri[len("sqlite:///"):].split("?")[0]).exists():
+        from ridelake import catalog
+
+        if not catalog.exists(self.warehouse, self.uri):
             return None
-        from pyiceberg.catalog.sql import SqlCatalog
-
-        from ridelake.config import CATALOG_NAME
-
-        location = Path(self.warehouse).as_uri() if "://" not in self.warehouse else self.warehouse
         # the catalog object holds a connection pool only; every load_table reads fresh metadata
-        self._catalog = SqlCatalog(CATALOG_NAME, uri=self.uri, warehouse=location, init_catalog_tables="false")
-        return self._catalog
+        return catalog.get_catalog(self.warehouse, self.uri)
 
     def current(self, tables: Iterable[str]) -> dict[str, int | None]:
         """See :meth:`SnapshotSource.current`."""
