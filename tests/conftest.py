@@ -53,7 +53,7 @@ def completed_row(booking_id: str = "CNR0000001", date: str = "2024-03-05", **ov
 
 
 def raw_frame(rows: list[dict[str, str]], n_fields: list[int] | None = None) -> pd.DataFrame:
-    """A raw delivery frame as :func:`ridelake.source.read_source` builds it."""
+    """A raw delivery frame as :func:`ridelake.tables.source.read_source` builds it."""
     columns = HEADER.split(",")
     frame = pd.DataFrame([[r.get(c) for c in columns] for r in rows], columns=columns, dtype="string")
     frame.insert(0, "n_fields", pd.Series(n_fields or [len(columns)] * len(rows), dtype="int64"))
@@ -73,8 +73,8 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 
 def assert_checks_pass(tables: dict[str, pd.DataFrame], names: list[str]) -> None:
     """Assert that each named frame has its table's columns and passes every declared check."""
-    from ridelake.quality import run_checks
-    from ridelake.schemas import table_spec
+    from ridelake.tables.quality import run_checks
+    from ridelake.tables.schemas import table_spec
 
     for name in names:
         spec = table_spec(name)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import completed_row, raw_frame
 from ridelake.errors import CheckError, SourceError
-from ridelake.transforms import bronze
+from ridelake.tables.transforms import bronze
 
 D = dt.date(2024, 12, 31)
 
@@ -157,7 +157,7 @@ def test_entity_splits():
 
 
 def test_entity_frames_pass_their_declared_checks():
-    from ridelake import quality
+    from ridelake.tables import quality
 
     d = prepare(_statuses()).accepted
     for table, fn in bronze.ENTITIES.items():

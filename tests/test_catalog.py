@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from conftest import completed_row, write_csv
-from ridelake import catalog, config, quality, source
+from ridelake.tables import catalog, config, quality, source
 from ridelake.errors import CatalogError, SourceError
-from ridelake.schemas import TABLES
-from ridelake.transforms import bronze
+from ridelake.tables.schemas import TABLES
+from ridelake.tables.transforms import bronze
 
 
 def load(path, extraction_date="2024-12-31", month=None):

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ridelake import charts  # noqa: E402
+from ridelake.tables import charts  # noqa: E402
 
 
 def _labelled(fig) -> None:

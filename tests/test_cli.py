@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import ridelake.catalog
-import ridelake.engine
+import ridelake.tables.catalog
+import ridelake.core.engine
 from ridelake.cli import EXIT_LOCKED, EXIT_USAGE, main, parse_assignments
-from ridelake.engine import Outcome, Task
+from ridelake.core.engine import Outcome, Task
 from ridelake.errors import ParameterError
-from ridelake.lock import WarehouseLock, lock_path
+from ridelake.core.lock import WarehouseLock, lock_path
 
 PIPELINE = """
 notebooks:
@@ -78,8 +78,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("RIDELAKE_WAREHOUSE", raising=False)
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     monkeypatch.chdir(root)
-    monkeypatch.setattr(ridelake.engine, "PapermillEngine", FakeEngine)
-    monkeypatch.setattr(ridelake.catalog, "bootstrap", lambda *a, **k: [])
+    monkeypatch.setattr(ridelake.core.engine, "PapermillEngine", FakeEngine)
+    monkeypatch.setattr(ridelake.tables.catalog, "bootstrap", lambda *a, **k: [])
     FakeEngine.tasks = []
     FakeEngine.FAIL = set()
     return root

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ridelake import config
+from ridelake.tables import config
 from ridelake.errors import ConfigError, ParameterError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ridelake.dag import NotebookSpec, Pipeline, layered, load_pipeline, notebook_parameters
+from ridelake.core.dag import NotebookSpec, Pipeline, layered, load_pipeline, notebook_parameters
 from ridelake.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

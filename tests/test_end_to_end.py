@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ridelake import catalog
-from ridelake.generate import write_csv
+from ridelake.tables import catalog
+from ridelake.tables.generate import write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -155,7 +155,7 @@ def test_gold_location_analytics_matches_plain_pandas(pipeline_run):
 
 
 def test_every_table_was_written_with_provenance(pipeline_run):
-    from ridelake.schemas import TABLES
+    from ridelake.tables.schemas import TABLES
 
     run_id = json.loads((pipeline_run["project"] / "outputs/runs/latest/run.json").read_text())["run_id"]
     with pytest.MonkeyPatch.context() as mp:

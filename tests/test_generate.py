@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ridelake import generate
+from ridelake.tables import generate
 from ridelake.errors import ConfigError, RidelakeError
-from ridelake.generate import (
+from ridelake.tables.generate import (
     BAD_ROW_KINDS,
     HEADER,
     LOCATIONS,
@@ -24,9 +24,9 @@ from ridelake.generate import (
     status_counts,
     write_csv,
 )
-from ridelake.schemas import STATUSES
-from ridelake.source import read_source
-from ridelake.transforms.bronze import SOURCE_COLUMNS, prepare_delivery
+from ridelake.tables.schemas import STATUSES
+from ridelake.tables.source import read_source
+from ridelake.tables.transforms.bronze import SOURCE_COLUMNS, prepare_delivery
 
 ROWS = 2_000
 SEED = 7

@@ -12,10 +12,10 @@ import pytest
 from conftest import assert_checks_pass
 
 from ridelake.errors import CheckError
-from ridelake.quality import validate
-from ridelake.schemas import DIMENSIONS, table_spec
-from ridelake.transforms import gold as gd
-from ridelake.transforms import silver as sv
+from ridelake.tables.quality import validate
+from ridelake.tables.schemas import DIMENSIONS, table_spec
+from ridelake.tables.transforms import gold as gd
+from ridelake.tables.transforms import silver as sv
 
 T0 = pd.Timestamp("2025-01-01 08:00:00", tz="UTC")
 T1 = pd.Timestamp("2025-02-01 09:30:00", tz="UTC")
@@ -211,8 +211,8 @@ def test_gold_inputs_not_mutated() -> None:
 # ----------------------------------------------------------------------------- the real sample
 
 def _end_to_end(path: Path) -> dict[str, pd.DataFrame]:
-    from ridelake.source import read_source
-    from ridelake.transforms import bronze
+    from ridelake.tables.source import read_source
+    from ridelake.tables.transforms import bronze
 
     raw = read_source(path)
     prepared = bronze.prepare_delivery(raw.rows, raw.source_file, dt.date(2024, 12, 31), None, len(raw.header))

@@ -8,9 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ridelake import catalog, cli, lineage
+from ridelake import cli
+
+from ridelake.tables import catalog
+
+from ridelake.ops import lineage
 from ridelake.errors import CatalogError
-from ridelake.manifest import runs_dir, write_manifest
+from ridelake.core.manifest import runs_dir, write_manifest
 
 NOW = pd.Timestamp("2024-05-01 10:00:00", tz="UTC")
 R1, R2 = "20240501T100000Z-aaaa", "20240502T100000Z-bbbb"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ridelake.errors import LockError
-from ridelake.lock import LOCK_NAME, WarehouseLock, lock_path, pid_alive, read_lock
+from ridelake.core.lock import LOCK_NAME, WarehouseLock, lock_path, pid_alive, read_lock
 
 
 def _dead_pid() -> int:

@@ -9,10 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ridelake import catalog, cli, lineage, maintenance
+from ridelake import cli
+
+from ridelake.tables import catalog
+
+from ridelake.ops import lineage, maintenance
 from ridelake.errors import CatalogError, LockError, ParameterError
-from ridelake.lock import WarehouseLock, lock_path
-from ridelake.manifest import latest_run_id, read_manifest, runs_dir
+from ridelake.core.lock import WarehouseLock, lock_path
+from ridelake.core.manifest import latest_run_id, read_manifest, runs_dir
 from test_lineage import R1, R2, as_run, dim, project  # noqa: F401  (project is a fixture)
 
 R3 = "20240503T100000Z-cccc"

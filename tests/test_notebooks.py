@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ridelake.generate import write_csv
+from ridelake.tables.generate import write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ridelake import quality
+from ridelake.tables import quality
 from ridelake.errors import CheckError
-from ridelake.schemas import TABLES, table_spec
+from ridelake.tables.schemas import TABLES, table_spec
 
 
 def run(check, frame, refs=None, key=("id",)):

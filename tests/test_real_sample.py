@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ridelake import catalog
+from ridelake.tables import catalog
 from test_catalog import load
 
 

@@ -27,11 +27,11 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from ridelake.cli import main
-from ridelake.dag import NotebookSpec, Pipeline
-from ridelake.engine import Outcome, Task
-from ridelake.manifest import update_latest, write_manifest
-from ridelake.report import HTML_DIR, REPORT_FILE, build_report, dag_svg, write_after_run
-from ridelake.runner import RunRequest, execute
+from ridelake.core.dag import NotebookSpec, Pipeline
+from ridelake.core.engine import Outcome, Task
+from ridelake.core.manifest import update_latest, write_manifest
+from ridelake.core.report import HTML_DIR, REPORT_FILE, build_report, dag_svg, write_after_run
+from ridelake.core.runner import RunRequest, execute
 
 RUN_ID = "20240105T101500Z-beef"
 T0 = 1704449700.0  # 2024-01-05T10:15:00Z

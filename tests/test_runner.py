@@ -18,11 +18,11 @@ import pytest
 
 from fake_project import PARAMS, make_project, write_notebook
 
-from ridelake.engine import Outcome, Task
+from ridelake.core.engine import Outcome, Task
 from ridelake.errors import LockError, ParameterError, SelectionError
-from ridelake.lock import WarehouseLock, lock_path
-from ridelake.manifest import latest_run_id, read_manifest
-from ridelake.runner import RunRequest, Stage, delivery_months, execute, params_hash, resolve_params
+from ridelake.core.lock import WarehouseLock, lock_path
+from ridelake.core.manifest import latest_run_id, read_manifest
+from ridelake.core.runner import RunRequest, Stage, delivery_months, execute, params_hash, resolve_params
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ class FakeEngine:
             (wh / "_staging" / f"{key}.json").write_text(json.dumps({"months": self.months, "rows": 3}))
         n = self.fail.get(task.key, 0)
         ok = not (n < 0 or task.attempt <= n)
-        from ridelake.engine import read_receipts
+        from ridelake.core.engine import read_receipts
 
         return Outcome(ok, start, time.time(), None if ok else "cell 3: KeyError: 'customer_id'",
                        None if ok else 3, read_receipts(task.receipt_path))
@@ -238,8 +238,8 @@ def test_killed_run_is_listed_as_killed_and_rerun(project: Path, capsys: pytest.
     import subprocess
     import sys
 
-    from ridelake.manifest import list_runs, update_latest, write_manifest
-    from ridelake.progress import runs_table
+    from ridelake.core.manifest import list_runs, update_latest, write_manifest
+    from ridelake.core.progress import runs_table
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -402,7 +402,7 @@ def test_real_papermill_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_resolve_run_by_prefix(tmp_path: Path) -> None:
     from ridelake.errors import ConfigError
-    from ridelake.manifest import resolve_run, update_latest, write_manifest
+    from ridelake.core.manifest import resolve_run, update_latest, write_manifest
 
     runs = tmp_path / "runs"
     for run_id in ("20260101T000000Z-aaaa", "20260101T000000Z-aabb", "20260102T000000Z-cccc"):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ridelake.engine import Outcome, Task, ThreadExecutor
+from ridelake.core.engine import Outcome, Task, ThreadExecutor
 from ridelake.errors import ConfigError
-from ridelake.scheduler import FAILED, SKIPPED, SUCCEEDED, Listener, Node, Scheduler
+from ridelake.core.scheduler import FAILED, SKIPPED, SUCCEEDED, Listener, Node, Scheduler
 
 
 class FakeEngine:
@@ -185,7 +185,7 @@ def test_scheduler_blocks_instead_of_polling(monkeypatch: pytest.MonkeyPatch) ->
     """While a notebook runs the scheduling thread is parked on its queue, not spinning."""
     import queue
 
-    import ridelake.scheduler as mod
+    import ridelake.core.scheduler as mod
 
     gets = []
 

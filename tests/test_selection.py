@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ridelake.dag import load_pipeline
+from ridelake.core.dag import load_pipeline
 from ridelake.errors import SelectionError
-from ridelake.selection import Selector, parse_selector, select
+from ridelake.core.selection import Selector, parse_selector, select
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ import pytest
 from conftest import assert_checks_pass
 
 from ridelake.errors import CheckError
-from ridelake.quality import validate
-from ridelake.schemas import DIMENSIONS, table_spec
-from ridelake.transforms import bronze
-from ridelake.transforms import silver as sv
+from ridelake.tables.quality import validate
+from ridelake.tables.schemas import DIMENSIONS, table_spec
+from ridelake.tables.transforms import bronze
+from ridelake.tables.transforms import silver as sv
 
 T0 = pd.Timestamp("2025-01-01 08:00:00", tz="UTC")
 T1 = pd.Timestamp("2025-02-01 09:30:00", tz="UTC")
@@ -348,7 +348,7 @@ def test_month_rebuild_leaves_other_months_exactly(sample: pd.DataFrame) -> None
 
 def test_month_rebuild_over_catalog_shaped_existing(sample: pd.DataFrame) -> None:
     """``existing`` as the catalog returns it (date64[ms], float ids with NaN, str) still works."""
-    from ridelake.catalog import to_arrow
+    from ridelake.tables.catalog import to_arrow
 
     first = build_silver(bronze_frames(sample), now=T0)
     read_back = {t: (to_arrow(t, f).to_pandas(date_as_object=False) if t.startswith("silver.") else f)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import HEADER, completed_row, write_csv
-from ridelake import config, source
+from ridelake.tables import config, source
 from ridelake.errors import SourceError
 
 
@@ -78,7 +78,7 @@ def test_load_delivery_without_staging_prepares(tmp_path, warehouse):
 def test_moved_bookings_counts_deliveries_that_move_a_booking_to_another_month(tmp_path, warehouse):
     import datetime as dt
 
-    from ridelake import catalog
+    from ridelake.tables import catalog
 
     path = write_csv(tmp_path / "d.csv", [completed_row("CNR1", "2024-03-05"), completed_row("CNR2", "2024-04-01")])
     params = config.run_parameters(str(path), "2024-12-31")

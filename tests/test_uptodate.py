@@ -1,4 +1,4 @@
-"""Skipping up-to-date notebooks (ridelake.uptodate and its hook in the scheduler and runner).
+"""Skipping up-to-date notebooks (ridelake.core.uptodate and its hook in the scheduler and runner).
 
 All but the last test run on a fake engine and a fake catalog (a dict of snapshot ids the fake
 notebooks bump when they write): no kernels. The last one (slow) runs the real 22 notebooks on a
@@ -21,12 +21,12 @@ import pytest
 
 from fake_project import PARAMS, make_project, write_notebook
 
-from ridelake import uptodate
-from ridelake.dag import load_pipeline
-from ridelake.engine import Outcome, Task, ThreadExecutor, read_receipts
-from ridelake.runner import RunRequest, Stage, execute
-from ridelake.scheduler import SKIPPED, SUCCEEDED, UP_TO_DATE, Listener, Node, Scheduler
-from ridelake.uptodate import (
+from ridelake.core import uptodate
+from ridelake.core.dag import load_pipeline
+from ridelake.core.engine import Outcome, Task, ThreadExecutor, read_receipts
+from ridelake.core.runner import RunRequest, Stage, execute
+from ridelake.core.scheduler import SKIPPED, SUCCEEDED, UP_TO_DATE, Listener, Node, Scheduler
+from ridelake.core.uptodate import (
     CatalogSnapshots,
     StateStore,
     is_iceberg,
@@ -163,8 +163,8 @@ def test_second_run_skips_all(project: Path) -> None:
 
 
 def test_runs_listing_counts_up_to_date(project: Path) -> None:
-    from ridelake.manifest import list_runs, runs_dir
-    from ridelake.progress import runs_table
+    from ridelake.core.manifest import list_runs, runs_dir
+    from ridelake.core.progress import runs_table
 
     h = Harness(project)
     first = h.run()[0].run_id
@@ -461,8 +461,8 @@ def test_state_path_and_store(tmp_path: Path) -> None:
 
 
 def test_catalog_snapshots_are_read_fresh_and_never_created(warehouse: Path) -> None:
-    from ridelake import catalog
-    from ridelake.schemas import table_spec
+    from ridelake.tables import catalog
+    from ridelake.tables.schemas import table_spec
 
     probe = CatalogSnapshots(str(warehouse))
     assert probe.current(["silver.customer"]) == {"silver.customer": None}
@@ -500,7 +500,7 @@ def _ridelake(project: Path, env: dict[str, str], *args: str) -> dict:
 def test_real_notebooks_second_run_is_up_to_date(tmp_path: Path) -> None:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    from ridelake.generate import write_csv
+    from ridelake.tables.generate import write_csv
 
     try:
         KernelSpecManager().get_kernel_spec("ridelake")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ridelake import config
+from ridelake.tables import config
 
 __all__ = ["TARGETS", "evaluate", "run_benchmarks", "main"]
 

@@ -16,7 +16,7 @@ Every running command accepts ``--params FILE`` (default ``params/default.yaml``
 ``-p key=value`` (repeatable), ``-j N``, ``--retries N``, ``--retry-delay S``, ``--wait S``,
 ``--dry-run``, ``--force`` and ``--warehouse PATH`` (sets ``RIDELAKE_WAREHOUSE`` for the run and
 its kernels). A notebook whose inputs did not change since its last success on the warehouse is
-``up-to-date`` and does not run (see :mod:`ridelake.uptodate`); ``--force`` runs every selected one.
+``up-to-date`` and does not run (see :mod:`ridelake.core.uptodate`); ``--force`` runs every selected one.
 
 Exit statuses: 0 every notebook succeeded or was up-to-date; 1 a notebook failed or was skipped; 2 a usage,
 parameter, selection or configuration error (nothing ran); 3 the warehouse is locked by another
@@ -30,7 +30,7 @@ import json
 import sys
 from typing import Any, Sequence
 
-from ridelake import lineage, maintenance
+from ridelake.ops import lineage, maintenance
 from ridelake.errors import LockError, ParameterError, RidelakeError
 
 __all__ = ["main", "build_parser", "parse_assignments", "EXIT_USAGE", "EXIT_LOCKED"]
@@ -60,7 +60,7 @@ def parse_assignments(items: Sequence[str] | None) -> dict[str, str]:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from ridelake.generate import write_csv
+    from ridelake.tables.generate import write_csv
 
     summary = write_csv(args.out, rows=args.rows, seed=args.seed, bad_rows=args.bad_rows, year=args.year)
     print(f"wrote {summary['rows']} rows ({summary['bad_rows']} bad) to {args.out}")
@@ -68,7 +68,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ridelake import catalog, config
+    from ridelake.tables import catalog, config
 
     lineage._use_warehouse(args.warehouse)
     created = catalog.bootstrap()
@@ -79,7 +79,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, Any],
              argv: Sequence[str]) -> Any:
-    from ridelake.runner import RunRequest
+    from ridelake.core.runner import RunRequest
 
     overrides: dict[str, Any] = parse_assignments(args.param)
     overrides.update({k: v for k, v in flags.items() if v is not None})
@@ -101,7 +101,7 @@ def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, A
 
 
 def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from ridelake.runner import Stage, execute
+    from ridelake.core.runner import Stage, execute
 
     lineage._use_warehouse(args.warehouse)
     cmd = args.command
@@ -130,18 +130,18 @@ def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from ridelake import config
-    from ridelake.manifest import list_runs, runs_dir
-    from ridelake.progress import runs_table
+    from ridelake.tables import config
+    from ridelake.core.manifest import list_runs, runs_dir
+    from ridelake.core.progress import runs_table
 
     print(runs_table(list_runs(runs_dir(config.project_root()), limit=args.limit)))
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from ridelake import config
-    from ridelake.manifest import read_manifest, resolve_run, runs_dir
-    from ridelake.progress import summary_table
+    from ridelake.tables import config
+    from ridelake.core.manifest import read_manifest, resolve_run, runs_dir
+    from ridelake.core.progress import summary_table
 
     data = read_manifest(resolve_run(runs_dir(config.project_root()), args.run_id))
     print(json.dumps(data, indent=2) if args.json else summary_table(data))
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a run id or a unique prefix (default: latest)")
     sh.add_argument("--json", action="store_true", help="print run.json as is")
     sh.set_defaults(func=_cmd_show)
-    from ridelake import report  # `report [RUN_ID] [--no-code]`
+    from ridelake.core import report  # `report [RUN_ID] [--no-code]`
     report.register(sub)
     lineage.register(sub)
     maintenance.register(sub)

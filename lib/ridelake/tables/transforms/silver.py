@@ -4,9 +4,9 @@ Every function is pure: it takes bronze frames, the silver table as it stands (`
 possibly empty) and the refresh time ``now``, and returns the silver table as it will be after
 the write. The notebooks read and write; nothing here does I/O.
 
-Conventions (see :mod:`ridelake.catalog`): dates are ``datetime64`` at midnight, times are
+Conventions (see :mod:`ridelake.tables.catalog`): dates are ``datetime64`` at midnight, times are
 ``datetime.time`` objects, audit timestamps are UTC ``datetime64[us, UTC]``. Output frames have
-exactly the columns of the table's spec (:func:`ridelake.schemas.table_spec`), in that order,
+exactly the columns of the table's spec (:func:`ridelake.tables.schemas.table_spec`), in that order,
 sorted by the table's key.
 
 Decisions the contract leaves open (documented here, tested in ``tests/test_silver.py``):
@@ -28,7 +28,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ridelake.schemas import table_spec
+from ridelake.tables.schemas import table_spec
 
 __all__ = [
     "WINNER_KEY",
@@ -520,7 +520,7 @@ def dimension(identifier: str, bronze: pd.DataFrame, booking_keys: pd.DataFrame,
     Args:
         identifier: ``silver.vehicle_type``, ``silver.location``, ``silver.booking_status`` or
             ``silver.payment_method``.
-        bronze: the matching bronze table (see :data:`ridelake.schemas.DIMENSIONS`).
+        bronze: the matching bronze table (see :data:`ridelake.tables.schemas.DIMENSIONS`).
         booking_keys: the key columns of ``bronze.booking`` (every accepted row), to decide winners.
         existing: the dimension as it stands.
         now: the refresh time.
@@ -528,7 +528,7 @@ def dimension(identifier: str, bronze: pd.DataFrame, booking_keys: pd.DataFrame,
     Returns:
         The dimension as it will be after the write (see :func:`build_dimension`).
     """
-    from ridelake.schemas import DIMENSIONS
+    from ridelake.tables.schemas import DIMENSIONS
 
     _, name_column = DIMENSIONS[identifier]
     won = winning_rows(bronze, booking_keys)
@@ -542,6 +542,6 @@ def month_scope(extraction_month: str | None) -> dict[str, str]:
         extraction_month: ``YYYY-MM`` or None.
 
     Returns:
-        A ``where`` mapping for :func:`ridelake.catalog.replace_rows` (empty = every row).
+        A ``where`` mapping for :func:`ridelake.tables.catalog.replace_rows` (empty = every row).
     """
     return {} if extraction_month is None else {"extraction_month": extraction_month}

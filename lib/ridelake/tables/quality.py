@@ -300,7 +300,7 @@ def validate(
     Raises:
         CheckError: naming the table, each failed check and a few offending keys.
     """
-    from ridelake.schemas import table_spec
+    from ridelake.tables.schemas import table_spec
 
     spec = table_spec(table)
     report = run_checks(spec.checks, frame, refs, spec.key)

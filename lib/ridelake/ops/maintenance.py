@@ -2,7 +2,7 @@
 
 Rollback
     ``rollback(RUN_ID)`` puts every table the run changed (found from the snapshot properties, see
-    :mod:`ridelake.lineage`) back to the snapshot it had before the run, in one catalog commit per
+    :mod:`ridelake.ops.lineage`) back to the snapshot it had before the run, in one catalog commit per
     table: ``set_current_snapshot(before)``. A table the run created from nothing (no snapshot
     before it) cannot go back to "no snapshot": Iceberg has no such state once written, so it is
     **emptied** in one ``delete`` commit instead (tagged with the rollback's run id). The rollback
@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote, urlparse
 
-from ridelake import config
+from ridelake.tables import config
 from ridelake.errors import CatalogError, ParameterError
-from ridelake.lineage import (
+from ridelake.ops.lineage import (
     PROP_NOTEBOOK,
     PROP_PARAMS_HASH,
     PROP_RUN_ID,
@@ -119,7 +119,7 @@ def _total(snap: Any) -> int | None:
 
 
 def _lock(run_id: str, warehouse: str) -> Any:
-    from ridelake.lock import WarehouseLock, lock_path
+    from ridelake.core.lock import WarehouseLock, lock_path
 
     lock = WarehouseLock(lock_path(warehouse), run_id, warehouse=warehouse)
     lock.acquire(wait=0.0)  # LockError naming the holder when a run is active
@@ -175,7 +175,7 @@ class RollbackResult:
 
 def _rollback_setters(table: str, snapshot_id: int | None) -> list[str]:
     """Rollback runs (from their records) that made ``snapshot_id`` the table's current snapshot."""
-    from ridelake.manifest import list_runs, runs_dir
+    from ridelake.core.manifest import list_runs, runs_dir
 
     try:
         runs = list_runs(runs_dir(config.project_root()))
@@ -224,7 +224,7 @@ def _later_changes(tbl: Any, table: str, info: RunChanges) -> tuple[str, bool]:
 
 def _table_order(tables: Iterable[str]) -> list[str]:
     """Downstream first (gold, silver, bronze), so a failure midway never leaves gold ahead of silver."""
-    from ridelake.schemas import TABLES
+    from ridelake.tables.schemas import TABLES
 
     order = {t: i for i, t in enumerate(TABLES)}
     return sorted(tables, key=lambda t: (-order.get(t, -1), t))
@@ -234,7 +234,7 @@ def _rollback_record(result: RollbackResult, status: str, started: float, wareho
                      error: str | None = None) -> dict[str, Any]:
     import socket
 
-    from ridelake.manifest import iso, runs_dir
+    from ridelake.core.manifest import iso, runs_dir
 
     root = config.project_root()
     now = time.time()
@@ -273,7 +273,7 @@ def rollback(run_id: str, force: bool = False) -> RollbackResult:
     """
     from pyiceberg.expressions import AlwaysTrue
 
-    from ridelake.manifest import new_run_id, runs_dir, update_latest, write_manifest
+    from ridelake.core.manifest import new_run_id, runs_dir, update_latest, write_manifest
 
     warehouse = config.warehouse_location()
     cat = open_catalog()
@@ -541,7 +541,7 @@ def maintain(older_than: dt.timedelta, dry_run: bool = False, *, grace: dt.timed
         CatalogError: the warehouse is not a local folder, or has no catalog.
         LockError: a run holds the warehouse lock.
     """
-    from ridelake.manifest import new_run_id
+    from ridelake.core.manifest import new_run_id
 
     warehouse = config.warehouse_location()
     if not config.is_local_warehouse(warehouse):

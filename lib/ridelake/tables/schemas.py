@@ -1,7 +1,7 @@
 """Every table of the warehouse: Iceberg schema, partitioning, key and checks (CONTRACT §2-§5).
 
 One :class:`TableSpec` per Iceberg identifier. The catalog bootstrap creates the tables from
-these specs; :func:`ridelake.quality.validate` runs the checks declared here before each write.
+these specs; :func:`ridelake.tables.quality.validate` runs the checks declared here before each write.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ridelake.errors import CatalogError
-from ridelake.quality import (
+from ridelake.tables.quality import (
     AcceptedValues,
     Check,
     InRange,

@@ -16,8 +16,8 @@ import threading
 import time
 from typing import Any, Iterable, Mapping, TextIO
 
-from ridelake.manifest import effective_status
-from ridelake.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
+from ridelake.core.manifest import effective_status
+from ridelake.core.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
 
 __all__ = ["Progress", "summary_table", "runs_table", "format_seconds"]
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ridelake import config
+from ridelake.tables import config
 from ridelake.errors import LockError
 
 __all__ = ["LOCK_NAME", "lock_path", "read_lock", "pid_alive", "stale_reason", "WarehouseLock"]

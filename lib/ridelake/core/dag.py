@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ridelake import config
+from ridelake.tables import config
 from ridelake.errors import ConfigError
 
 __all__ = [
@@ -289,7 +289,7 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
     """Read ``<root>/notebooks/pipeline.yaml`` and the notebooks' parameters cells.
 
     Args:
-        root: the project root (default :func:`ridelake.config.project_root`).
+        root: the project root (default :func:`ridelake.tables.config.project_root`).
         strict: require that every described notebook exists and every
             ``notebooks/**/*.ipynb`` is described.
 

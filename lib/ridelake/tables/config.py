@@ -61,7 +61,7 @@ def project_root() -> Path:
     for folder in (here, *here.parents):
         if (folder / _MARKER).is_file():
             return folder
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[3]
     if (checkout / _MARKER).is_file():
         return checkout
     raise ConfigError(

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 from urllib.parse import quote
 
-from ridelake.dag import Pipeline, execution_deps, key_month, layered
+from ridelake.core.dag import Pipeline, execution_deps, key_month, layered
 from ridelake.errors import ConfigError, RidelakeError
-from ridelake.manifest import (
+from ridelake.core.manifest import (
     RUN_FILE,
     effective_status,
     log_file,
@@ -48,7 +48,7 @@ from ridelake.manifest import (
     read_manifest,
     write_atomic,
 )
-from ridelake.progress import format_seconds
+from ridelake.core.progress import format_seconds
 
 __all__ = [
     "REPORT_FILE",
@@ -278,7 +278,7 @@ def _waves(keys: Sequence[str], deps: Mapping[str, set[str]]) -> list[list[str]]
 
 
 def _seconds(value: Any) -> str:
-    """:func:`~ridelake.progress.format_seconds` with a unit on short times; ``–`` for no number."""
+    """:func:`~ridelake.core.progress.format_seconds` with a unit on short times; ``–`` for no number."""
     if not isinstance(value, (int, float)):
         return "–"
     text = format_seconds(value)
@@ -743,7 +743,7 @@ def _page(run: Mapping[str, Any], run_dir: Path, pages: _Pages, pipeline: Pipeli
 
 def _pipeline_for(run_dir: Path) -> Pipeline | None:
     """The project's DAG when the run folder sits at ``<root>/outputs/runs/<id>``."""
-    from ridelake.dag import load_pipeline
+    from ridelake.core.dag import load_pipeline
 
     folder = run_dir.resolve()
     if folder.parent.name != "runs" or folder.parent.parent.name != "outputs":
@@ -829,8 +829,8 @@ def write_after_run(run_dir: str | Path, err: TextIO | None = None, pipeline: Pi
 # -- command line --------------------------------------------------------------------------------
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ridelake import config
-    from ridelake.manifest import resolve_run, runs_dir
+    from ridelake.tables import config
+    from ridelake.core.manifest import resolve_run, runs_dir
 
     root = config.project_root()
     run_dir = resolve_run(runs_dir(root), args.run_id)

@@ -1,7 +1,7 @@
 """What may run next: the event-driven scheduler.
 
 The scheduler knows nodes (a key and the keys it waits for), not notebooks or kernels. It hands
-ready nodes to an :class:`~ridelake.engine.Executor` as soon as every dependency has succeeded,
+ready nodes to an :class:`~ridelake.core.engine.Executor` as soon as every dependency has succeeded,
 up to ``executor.slots`` at a time, and then **blocks** on a queue fed by the executor's
 callbacks (and by retry timers): it never polls.
 
@@ -16,7 +16,7 @@ callbacks (and by retry timers): it never polls.
   dependency succeeded or is up-to-date in this run), before it takes a slot. ``False`` marks the
   node ``up-to-date`` without submitting anything; it counts as a success for its dependents,
   which are then asked in turn. An exception from the hook means "run it". Retries are not asked.
-  The scheduler does not know why a node is up-to-date (see :mod:`ridelake.uptodate`).
+  The scheduler does not know why a node is up-to-date (see :mod:`ridelake.core.uptodate`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ridelake.dag import layered
-from ridelake.engine import Executor, Outcome, Task
+from ridelake.core.dag import layered
+from ridelake.core.engine import Executor, Outcome, Task
 
 __all__ = [
     "PENDING",

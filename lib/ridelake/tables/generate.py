@@ -42,9 +42,9 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ridelake.transforms.bronze import SOURCE_COLUMNS
+from ridelake.tables.transforms.bronze import SOURCE_COLUMNS
 from ridelake.errors import ConfigError
-from ridelake.locations import LOCATIONS
+from ridelake.tables.locations import LOCATIONS
 
 __all__ = [
     "HEADER",

@@ -18,9 +18,9 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from ridelake import config
+from ridelake.tables import config
 from ridelake.errors import SourceError
-from ridelake.transforms.bronze import PreparedDelivery, check_header, prepare_delivery, write_scope
+from ridelake.tables.transforms.bronze import PreparedDelivery, check_header, prepare_delivery, write_scope
 
 __all__ = ["RawDelivery", "Delivery", "read_source", "prepare", "stage", "staged_months", "moved_bookings", "load_delivery"]
 
@@ -135,7 +135,7 @@ def prepare(params: config.RunParams) -> tuple[RawDelivery, PreparedDelivery]:
         params: the notebook's validated parameters (``source_file`` is required).
 
     Returns:
-        The raw delivery and its :class:`~ridelake.transforms.bronze.PreparedDelivery`.
+        The raw delivery and its :class:`~ridelake.tables.transforms.bronze.PreparedDelivery`.
     """
     if params.source_file is None:
         raise SourceError("no source_file given: pass -p source_file=PATH")
@@ -202,7 +202,7 @@ def moved_bookings(source_file: str | os.PathLike[str], extraction_date: dt.date
     Returns:
         The count, or None when the delivery's staging is not there.
     """
-    from ridelake import catalog
+    from ridelake.tables import catalog
 
     location = warehouse or config.warehouse_location()
     if not config.is_local_warehouse(location):

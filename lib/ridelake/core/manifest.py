@@ -3,7 +3,7 @@
 A run folder holds the executed notebooks (``<layer>/<table>.ipynb``), the catalog receipts of
 each attempt (``receipts/``), the kernels' own output (``logs/``) and ``run.json``. ``run.json`` is rewritten atomically whenever a
 notebook finishes, so a killed run still leaves a record (status ``running``).
-A notebook the up-to-date check did not run (:mod:`ridelake.uptodate`) is recorded with status
+A notebook the up-to-date check did not run (:mod:`ridelake.core.uptodate`) is recorded with status
 ``up-to-date``, 0 attempts, duration 0, ``output`` null, ``rows_written`` 0 and
 ``up_to_date_since``: the run whose result it kept; every entry has a ``run_reason``.
 ``outputs/runs/latest`` is a relative symlink to the newest run folder; where symlinks are not
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ridelake.errors import ConfigError
-from ridelake.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
+from ridelake.core.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
 
 __all__ = [
     "RUN_FILE",
@@ -235,7 +235,7 @@ def list_runs(runs: str | Path, limit: int | None = None) -> list[dict[str, Any]
 
 def effective_status(run: dict[str, Any]) -> str:
     """A run's status, with ``killed`` for a ``running`` record whose process is gone (same host)."""
-    from ridelake.lock import pid_alive
+    from ridelake.core.lock import pid_alive
 
     status = str(run.get("status", "?"))
     if status == "running" and run.get("host") == socket.gethostname():
@@ -255,7 +255,7 @@ def _rel(path: Path, root: Path) -> str:
 class RunRecord(Listener):
     """One run's folder and ``run.json``, kept in step with the scheduler.
 
-    It is a scheduler :class:`~ridelake.scheduler.Listener`: ``run.json`` is rewritten whenever
+    It is a scheduler :class:`~ridelake.core.scheduler.Listener`: ``run.json`` is rewritten whenever
     a notebook ends, is retried or is skipped. Use it from the scheduling thread only.
 
     Args:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ridelake.errors import CheckError, SourceError
-from ridelake.schemas import STATUSES
+from ridelake.tables.schemas import STATUSES
 
 __all__ = [
     "SOURCE_COLUMNS",
@@ -301,7 +301,7 @@ def rejected_scope(source_file: str, extraction_month: str | None) -> dict[str, 
         extraction_month: the load's month filter, or None.
 
     Returns:
-        A ``where`` mapping for :func:`ridelake.catalog.replace_rows`.
+        A ``where`` mapping for :func:`ridelake.tables.catalog.replace_rows`.
     """
     if extraction_month is None:
         return {"source_file": source_file}
@@ -316,7 +316,7 @@ def write_scope(source_file: str, months: Sequence[str]) -> dict[str, Any]:
         months: the months the load covers.
 
     Returns:
-        A ``where`` mapping for :func:`ridelake.catalog.replace_rows`.
+        A ``where`` mapping for :func:`ridelake.tables.catalog.replace_rows`.
     """
     return {"source_file": source_file, "extraction_month": list(months)}
 

@@ -18,9 +18,9 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from ridelake import config
+from ridelake.tables import config
 from ridelake.errors import CatalogError
-from ridelake.schemas import NAMESPACES, TABLES, TableSpec, table_spec
+from ridelake.tables.schemas import NAMESPACES, TABLES, TableSpec, table_spec
 
 __all__ = [
     "RECEIPT_ENV",
@@ -78,7 +78,7 @@ def exists(warehouse: str | None = None, uri: str | None = None) -> bool:
 
     Args:
         warehouse: the warehouse (default the configured one).
-        uri: the catalog URL (default :func:`ridelake.config.catalog_uri` of ``warehouse``).
+        uri: the catalog URL (default :func:`ridelake.tables.config.catalog_uri` of ``warehouse``).
 
     Returns:
         False only for a SQLite catalog whose file does not exist yet; other catalogs are servers.
@@ -92,7 +92,7 @@ def get_catalog(warehouse: str | None = None, uri: str | None = None) -> Any:
 
     Args:
         warehouse: the warehouse (default the one the environment names).
-        uri: the catalog URL (default :func:`ridelake.config.catalog_uri` of ``warehouse``).
+        uri: the catalog URL (default :func:`ridelake.tables.config.catalog_uri` of ``warehouse``).
 
     Returns:
         A pyiceberg ``SqlCatalog``.
@@ -122,7 +122,7 @@ def bootstrap(tables: Iterable[str] | None = None) -> list[str]:
     Run once before any parallel wave: concurrent creation races in the catalog.
 
     Args:
-        tables: identifiers to create (default: all of :data:`ridelake.schemas.TABLES`).
+        tables: identifiers to create (default: all of :data:`ridelake.tables.schemas.TABLES`).
 
     Returns:
         The identifiers that were created now.

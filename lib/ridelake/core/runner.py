@@ -2,21 +2,21 @@
 
 :func:`execute` is deliberately thin; each step lives in its own module:
 
-1. read the DAG (:mod:`ridelake.dag`) and choose notebooks (:mod:`ridelake.selection`);
+1. read the DAG (:mod:`ridelake.core.dag`) and choose notebooks (:mod:`ridelake.core.selection`);
 2. resolve the parameters once per run (:func:`resolve_params`): the params file plus
    ``-p key=value`` overrides; ``extraction_date: null`` becomes today's UTC date, a relative
    ``source_file`` an absolute path; each notebook receives only the names it declares, and an
    override no planned notebook declares is a :class:`~ridelake.errors.ParameterError`;
-3. take the warehouse lock (:mod:`ridelake.lock`), bootstrap the catalog once;
-4. run the plan's stages with the :class:`~ridelake.scheduler.Scheduler` on an
-   :class:`~ridelake.engine.Executor` (by default papermill in threads); as each notebook
-   becomes ready the scheduler asks :class:`~ridelake.uptodate.UpToDate` whether it must run:
+3. take the warehouse lock (:mod:`ridelake.core.lock`), bootstrap the catalog once;
+4. run the plan's stages with the :class:`~ridelake.core.scheduler.Scheduler` on an
+   :class:`~ridelake.core.engine.Executor` (by default papermill in threads); as each notebook
+   becomes ready the scheduler asks :class:`~ridelake.core.uptodate.UpToDate` whether it must run:
    one whose notebook, ``lib/``, parameters, source file and input snapshots are unchanged since
    its last success on this warehouse, and whose tables are still at the snapshots it produced,
    is ``up-to-date`` and does not run (``force`` runs everything selected);
 5. keep ``outputs/runs/<run_id>/`` with the executed notebooks and ``run.json``
-   (:mod:`ridelake.manifest`), rewritten as notebooks finish; point ``latest`` at it;
-6. print the summary (:mod:`ridelake.progress`) and return the exit status.
+   (:mod:`ridelake.core.manifest`), rewritten as notebooks finish; point ``latest`` at it;
+6. print the summary (:mod:`ridelake.core.progress`) and return the exit status.
 
 A run is one or more **stages** run one after the other under one run id and one lock. Most
 commands have one stage; ``incremental`` has two: bronze for the delivery, then silver and gold,
@@ -39,14 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
-from ridelake import config
-from ridelake.dag import NotebookSpec, Pipeline, execution_deps, key_month, layered, load_pipeline
-from ridelake.engine import Engine, Executor, Task, ThreadExecutor
+from ridelake.tables import config
+from ridelake.core.dag import NotebookSpec, Pipeline, execution_deps, key_month, layered, load_pipeline
+from ridelake.core.engine import Engine, Executor, Task, ThreadExecutor
 from ridelake.errors import ParameterError, SelectionError
-from ridelake.lock import WarehouseLock, lock_path
-from ridelake.manifest import RunRecord, _rel, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
-from ridelake.progress import Progress, summary_table
-from ridelake.scheduler import (
+from ridelake.core.lock import WarehouseLock, lock_path
+from ridelake.core.manifest import RunRecord, _rel, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
+from ridelake.core.progress import Progress, summary_table
+from ridelake.core.scheduler import (
     FAILED,
     PENDING,
     RETRYING,
@@ -58,8 +58,8 @@ from ridelake.scheduler import (
     Node,
     Scheduler,
 )
-from ridelake.selection import select
-from ridelake.uptodate import CatalogSnapshots, Decision, SnapshotSource, StateStore, UpToDate, state_path
+from ridelake.core.selection import select
+from ridelake.core.uptodate import CatalogSnapshots, Decision, SnapshotSource, StateStore, UpToDate, state_path
 
 __all__ = [
     "EXIT_OK",
@@ -86,7 +86,7 @@ class Stage:
 
     Attributes:
         label: shown in messages and recorded per notebook (``bronze``, ``silver+gold``).
-        selectors: which notebooks (see :mod:`ridelake.selection`; none = all).
+        selectors: which notebooks (see :mod:`ridelake.core.selection`; none = all).
         params: values forced for this stage, over the run's parameters.
         per_month: notebooks declaring ``extraction_month`` run once per month the delivery
             (the run's ``source_file`` and ``extraction_date``) touched...
@@ -258,7 +258,7 @@ def params_hash(params: Mapping[str, Any]) -> str:
 # -- planning ----------------------------------------------------------------------------------
 
 def _link(pipeline: Pipeline, nodes: Sequence[PlannedNode]) -> list[Node]:
-    """Scheduler nodes, linked by :func:`ridelake.dag.execution_deps`."""
+    """Scheduler nodes, linked by :func:`ridelake.core.dag.execution_deps`."""
     deps = execution_deps(pipeline, [(n.key, n.spec.name, n.month) for n in nodes])
     return [Node(n.key, frozenset(deps[n.key])) for n in nodes]
 
@@ -324,7 +324,7 @@ def delivery_months(source_file: str | Path, extraction_date: str, extraction_mo
     """The booking months a prepared delivery covers, from its staging record.
 
     The prepare notebook stages ``<warehouse>/_staging/<file>__<date>__<month or all>.json`` with
-    a ``months`` list (see :mod:`ridelake.source`).
+    a ``months`` list (see :mod:`ridelake.tables.source`).
 
     Args:
         source_file: the delivery file.
@@ -336,7 +336,7 @@ def delivery_months(source_file: str | Path, extraction_date: str, extraction_mo
         The months, sorted; None when the record is not there (object-store warehouse, or
         prepare did not run).
     """
-    from ridelake.source import staged_months
+    from ridelake.tables.source import staged_months
 
     return staged_months(source_file, extraction_date, extraction_month, warehouse)
 
@@ -552,17 +552,17 @@ def execute(
 
     Args:
         request: what to run.
-        root: the project root (default :func:`ridelake.config.project_root`).
+        root: the project root (default :func:`ridelake.tables.config.project_root`).
         pipeline: the DAG (default read from ``<root>/notebooks/pipeline.yaml``).
-        engine: how a notebook runs (default :class:`~ridelake.engine.PapermillEngine`).
+        engine: how a notebook runs (default :class:`~ridelake.core.engine.PapermillEngine`).
         executor: how tasks are dispatched (default threads running ``engine``).
         bootstrap: called once before the first notebook (default
-            :func:`ridelake.catalog.bootstrap` when the default engine is used, else nothing).
+            :func:`ridelake.tables.catalog.bootstrap` when the default engine is used, else nothing).
         out: where the plan and summary go (default stdout).
         err: where progress and failures go (default stderr).
         live: force live progress lines on or off (default: when ``err`` is a terminal).
         snapshots: where the up-to-date check reads current snapshot ids (default the
-            warehouse's catalog, :class:`~ridelake.uptodate.CatalogSnapshots`).
+            warehouse's catalog, :class:`~ridelake.core.uptodate.CatalogSnapshots`).
 
     Returns:
         A :class:`RunResult`.
@@ -597,11 +597,11 @@ def execute(
 
     # 3. engine, lock, catalog
     if engine is None and executor is None:
-        from ridelake.engine import PapermillEngine
+        from ridelake.core.engine import PapermillEngine
 
         engine = PapermillEngine()
         if bootstrap is None:
-            from ridelake import catalog
+            from ridelake.tables import catalog
 
             bootstrap = catalog.bootstrap
     run_id = new_run_id()
@@ -649,7 +649,7 @@ def execute(
         lock.release()
     # 6. summary
     out.write(summary_table(record.data) + "\n")
-    from ridelake.report import write_after_run  # index.html of the run; a failure only warns
+    from ridelake.core.report import write_after_run  # index.html of the run; a failure only warns
 
     write_after_run(record.dir, err, pipe)
     return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
@@ -687,7 +687,7 @@ def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], 
 
 def _moved_bookings(params: Mapping[str, Any], warehouse: str) -> bool:
     """True when the delivery re-delivers bookings whose silver row sits in another month."""
-    from ridelake.source import moved_bookings
+    from ridelake.tables.source import moved_bookings
 
     try:
         return bool(moved_bookings(params.get("source_file") or "", params["extraction_date"],

@@ -18,7 +18,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Iterable
 
-from ridelake.dag import Pipeline
+from ridelake.core.dag import Pipeline
 from ridelake.errors import SelectionError
 
 __all__ = ["Selector", "parse_selector", "select"]

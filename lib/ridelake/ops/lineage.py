@@ -1,6 +1,6 @@
 """Provenance: which run and notebook made each snapshot of a table, and what a run changed.
 
-Every commit ridelake makes carries snapshot properties (see :func:`ridelake.catalog.write_table`):
+Every commit ridelake makes carries snapshot properties (see :func:`ridelake.tables.catalog.write_table`):
 ``ridelake.run-id``, ``ridelake.notebook``, ``ridelake.params-hash`` and ``ridelake.table``. An
 overwrite commits two snapshots in one transaction (a ``delete`` and an ``append``), both with the
 same properties. This module reads them back:
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
-from ridelake import config
+from ridelake.tables import config
 from ridelake.errors import CatalogError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,7 +102,7 @@ def open_catalog() -> Any:
     Raises:
         CatalogError: a local warehouse without ``catalog.db`` (and no ``RIDELAKE_CATALOG_URI``).
     """
-    from ridelake import catalog
+    from ridelake.tables import catalog
 
     if not catalog.exists():
         location = config.warehouse_location()
@@ -117,7 +117,7 @@ def resolve_table(name: str) -> str:
     Raises:
         CatalogError: an unknown table; the message lists the close matches and the known tables.
     """
-    from ridelake.schemas import TABLES
+    from ridelake.tables.schemas import TABLES
 
     ident = name.strip().replace("/", ".")
     if ident in TABLES:
@@ -287,7 +287,7 @@ def _fmt_total(value: Any) -> str:
 
 def _run_record(run_id: str) -> tuple[str, dict[str, Any]]:
     """The run's full id and ``run.json`` (empty when no record is found)."""
-    from ridelake.manifest import read_manifest, resolve_run, runs_dir
+    from ridelake.core.manifest import read_manifest, resolve_run, runs_dir
 
     try:
         folder = resolve_run(runs_dir(config.project_root()), run_id)

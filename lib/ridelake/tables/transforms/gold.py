@@ -21,8 +21,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from ridelake.schemas import table_spec
-from ridelake.transforms.silver import _day, _existing, _with_audit, conform, utc_now
+from ridelake.tables.schemas import table_spec
+from ridelake.tables.transforms.silver import _day, _existing, _with_audit, conform, utc_now
 
 __all__ = [
     "date_slice",
@@ -215,6 +215,6 @@ def date_scope(target_date: dt.date | None) -> dict[str, dt.date]:
         target_date: the recomputed date, or None.
 
     Returns:
-        A ``where`` mapping for :func:`ridelake.catalog.replace_rows` (empty = every row).
+        A ``where`` mapping for :func:`ridelake.tables.catalog.replace_rows` (empty = every row).
     """
     return {} if target_date is None else {"booking_date": target_date}

@@ -13,7 +13,7 @@ is seen. ``--force`` runs everything selected (and still records what ran).
   notebook in JupyterLab and saving it changes nothing; editing a markdown cell does count);
 - ``lib``: sha256 of every ``*.py`` under the imported ``ridelake`` package (``lib/ridelake``),
   path and content, computed once per run;
-- ``params``: :func:`ridelake.runner.params_hash` of the values the notebook receives (the same
+- ``params``: :func:`ridelake.core.runner.params_hash` of the values the notebook receives (the same
   value the kernel gets as ``RIDELAKE_PARAMS_HASH``);
 - ``source``: for a notebook that receives ``source_file``: the file's resolved path, size and
   ``mtime_ns`` (a replaced delivery reruns prepare and bronze); an object-store URL cannot be
@@ -61,9 +61,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from ridelake.dag import NotebookSpec, Pipeline, is_iceberg
-from ridelake.manifest import iso, write_atomic
-from ridelake.scheduler import FAILED, SUCCEEDED, Listener, NodeState
+from ridelake.core.dag import NotebookSpec, Pipeline, is_iceberg
+from ridelake.core.manifest import iso, write_atomic
+from ridelake.core.scheduler import FAILED, SUCCEEDED, Listener, NodeState
 
 __all__ = [
     "STATE_VERSION",
@@ -83,7 +83,7 @@ __all__ = [
 
 STATE_VERSION = 1
 #: The package whose sources make the ``lib`` part of every fingerprint.
-LIB_DIR = Path(__file__).resolve().parent
+LIB_DIR = Path(__file__).resolve().parents[1]
 #: A recorded read that can never match: the table moved while the notebook ran.
 _UNSTABLE = "changed-while-running"
 
@@ -202,7 +202,7 @@ class CatalogSnapshots:
         self.uri = catalog_uri
 
     def _open(self) -> Any:
-        from ridelake import catalog
+        from ridelake.tables import catalog
 
         if not catalog.exists(self.warehouse, self.uri):
             return None
@@ -289,7 +289,7 @@ class UpToDate(Listener):
     """Decide, per scheduler key, whether it must run; record successful executions.
 
     Use :meth:`add` for the planned nodes, :meth:`should_run` as the scheduler's hook, and the
-    object itself as a scheduler :class:`~ridelake.scheduler.Listener` (it updates the state as
+    object itself as a scheduler :class:`~ridelake.core.scheduler.Listener` (it updates the state as
     attempts start and end). Everything happens on the scheduling thread.
 
     Args:
@@ -330,7 +330,7 @@ class UpToDate(Listener):
             key: the scheduler key.
             extra_reads: more tables to include in ``reads`` (those the last run read undeclared).
         """
-        from ridelake.runner import params_hash
+        from ridelake.core.runner import params_hash
 
         spec, params = self.nodes[key]
         own = set(spec.writes)  # a notebook reading its own table is checked by its writes
