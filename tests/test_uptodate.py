@@ -170,7 +170,7 @@ def test_runs_listing_counts_up_to_date(project: Path) -> None:
     first = h.run()[0].run_id
     second = h.run()[0].run_id
     lines = runs_table(list_runs(runs_dir(project))).splitlines()
-    assert lines[0].split()[-4:] == ["notebooks", "ran", "up-to-date", "failed"]
+    assert lines[0].split()[-4:] == ["notebooks", "ran", "up-to-date", "notes"]
     rows = {ln.split()[0]: ln.split() for ln in lines[2:]}  # two runs in one second: order by id is random
     assert rows[first][-4:-1] == ["7", "7", "0"] and rows[second][-4:-1] == ["7", "0", "7"]
 
