@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from ridelake.tables.adapter import RideBookings
+
 PIPELINE = """
+handoffs: [staging.delivery]
 notebooks:
   bronze/prepare: {reads: [], writes: [bronze.rejected_row, staging.delivery]}
   bronze/booking: {reads: [staging.delivery], writes: [bronze.booking]}
@@ -60,3 +64,19 @@ def make_project(root: Path, extraction_date: str = "null", markdown: str | None
     (root / "data").mkdir()
     (root / "data" / "x.csv").write_text("Date,Time\n")
     return root
+
+
+@dataclass
+class FakeProject(RideBookings):
+    """The ride-bookings adapter on a fake project: no catalog is bootstrapped unless asked."""
+
+    create_catalog: bool = False
+
+    def bootstrap(self) -> None:
+        if self.create_catalog:
+            super().bootstrap()
+
+
+def fake(root: Path, snapshots=None, create_catalog: bool = False) -> FakeProject:
+    """The adapter the runner tests pass to ``execute`` (``snapshots``: a fake snapshot source)."""
+    return FakeProject(root=Path(root), snapshot_source=snapshots, create_catalog=create_catalog)

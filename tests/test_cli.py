@@ -11,6 +11,7 @@ import pytest
 
 import ridelake.tables.catalog
 import ridelake.core.engine
+import ridelake.core.runner
 from ridelake.cli import EXIT_LOCKED, EXIT_USAGE, main, parse_assignments
 from ridelake.core.engine import Outcome, Task
 from ridelake.errors import ParameterError
@@ -78,7 +79,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("RIDELAKE_WAREHOUSE", raising=False)
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     monkeypatch.chdir(root)
-    monkeypatch.setattr(ridelake.core.engine, "PapermillEngine", FakeEngine)
+    monkeypatch.setattr(ridelake.core.runner, "PapermillEngine", FakeEngine)
     monkeypatch.setattr(ridelake.tables.catalog, "bootstrap", lambda *a, **k: [])
     FakeEngine.tasks = []
     FakeEngine.FAIL = set()

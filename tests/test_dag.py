@@ -33,6 +33,7 @@ def _project(tmp: Path, yaml_text: str, notebooks: dict[str, str | None]) -> Pat
 
 
 SMALL = """
+handoffs: [staging.x]
 notebooks:
   a/load: {reads: [], writes: [staging.x, a.load]}
   a/one: {reads: [staging.x], writes: [a.one]}
@@ -43,8 +44,9 @@ notebooks:
 
 def test_notebook_parameters_parses_the_tagged_cell(tmp_path: Path) -> None:
     nb = tmp_path / "x.ipynb"
-    _notebook(nb, "%load_ext autoreload\nsource_file = 'f.csv'  # c\nextraction_date: str | None = None\n"
-                  "a, b = 1, 2\n!echo hi\n")
+    # the names papermill itself finds and can override: plain and annotated assignments
+    _notebook(nb, "%load_ext autoreload\nsource_file = 'f.csv'  # c\nextraction_date: str = None\n"
+                  "a = 1\nb = 2  # help\n!echo hi\n")
     assert notebook_parameters(nb) == ("source_file", "extraction_date", "a", "b")
     _notebook(nb, None)
     assert notebook_parameters(nb) == ()
@@ -61,7 +63,8 @@ def test_load_small_pipeline(tmp_path: Path) -> None:
     assert pipe.names == ["a/load", "a/one", "a/two", "b/join"]
     assert pipe.spec("a/load").parameters == ("source_file", "extraction_date")
     assert pipe.spec("a/two").parameters == ()
-    assert pipe.spec("a/load").table is None  # only bronze./silver./gold. names are Iceberg tables
+    assert pipe.spec("a/load").table == "a.load"  # the hand-off staging.x is not a table
+    assert not pipe.is_table("staging.x") and pipe.is_table("a.one")
     assert pipe.waves() == [["a/load"], ["a/one", "a/two"], ["b/join"]]
     assert pipe.upstream("b/join") == {"a/load", "a/one", "a/two"}
     assert pipe.downstream("a/one") == {"b/join"}
@@ -71,10 +74,11 @@ def test_load_small_pipeline(tmp_path: Path) -> None:
 
 
 def test_table_is_the_first_iceberg_dataset() -> None:
-    spec = NotebookSpec("bronze/prepare", Path("x"), (), ("staging.delivery", "bronze.rejected_row"))
+    handoffs = frozenset({"staging.delivery"})
+    spec = NotebookSpec("bronze/prepare", Path("x"), (), ("staging.delivery", "bronze.rejected_row"), (), handoffs)
     assert spec.table == "bronze.rejected_row"
     assert spec.layer == "bronze"
-    assert NotebookSpec("x/y", Path("x"), (), ("staging.delivery",)).table is None
+    assert NotebookSpec("x/y", Path("x"), (), ("staging.delivery",), (), handoffs).table is None
 
 
 def test_cycle_is_reported(tmp_path: Path) -> None:

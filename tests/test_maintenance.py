@@ -49,7 +49,7 @@ def table_files(warehouse: Path) -> set[Path]:
 
 
 def held_lock(warehouse: Path) -> WarehouseLock:
-    lock = WarehouseLock(lock_path(str(warehouse)), "20240509T000000Z-lock", warehouse=str(warehouse))
+    lock = WarehouseLock(lock_path(str(warehouse), warehouse.parent), "20240509T000000Z-lock", warehouse=str(warehouse))
     lock.acquire()
     return lock
 

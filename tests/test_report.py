@@ -26,6 +26,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from fake_project import fake
 from ridelake.cli import main
 from ridelake.core.dag import NotebookSpec, Pipeline
 from ridelake.core.engine import Outcome, Task
@@ -417,7 +418,7 @@ def test_every_run_writes_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("RIDELAKE_WAREHOUSE", str(tmp_path / "wh"))
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     err = io.StringIO()
-    result = execute(RunRequest(retries=0, jobs=1), root=root, engine=_NotebookEngine(), out=io.StringIO(),
+    result = execute(RunRequest(retries=0, jobs=1), fake(root), engine=_NotebookEngine(), out=io.StringIO(),
                      err=err, live=False)
     assert result.exit_code == 1  # the report does not change it
     index = result.run_dir / REPORT_FILE

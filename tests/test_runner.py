@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from fake_project import PARAMS, make_project, write_notebook
+from fake_project import PARAMS, fake, make_project, write_notebook
 
 from ridelake.core.engine import Outcome, Task
 from ridelake.errors import LockError, ParameterError, SelectionError
 from ridelake.core.lock import WarehouseLock, lock_path
 from ridelake.core.manifest import latest_run_id, read_manifest
-from ridelake.core.runner import RunRequest, Stage, delivery_months, execute, params_hash, resolve_params
+from ridelake.core.runner import RunRequest, Stage, execute, resolve_params
+from ridelake.core.uptodate import params_hash
+from ridelake.tables.source import staged_months
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def _run(root: Path, engine: FakeEngine, **kw) -> tuple[object, str, str]:
     out, err = io.StringIO(), io.StringIO()
     kw.setdefault("retry_delay", 0)
     kw.setdefault("jobs", 2)
-    result = execute(RunRequest(**kw), root=root, engine=engine, out=out, err=err, live=False)
+    result = execute(RunRequest(**kw), fake(root), engine=engine, out=out, err=err, live=False)
     return result, out.getvalue(), err.getvalue()
 
 
@@ -151,16 +153,16 @@ def test_parameter_errors(project: Path) -> None:
 
 
 def test_resolve_params_source_file_and_date(project: Path, tmp_path: Path) -> None:
-    p = resolve_params(project, today=dt.date(2026, 1, 2))
+    p = resolve_params(fake(project), today=dt.date(2026, 1, 2))
     assert p["extraction_date"] == "2026-01-02" and p["source_file"] == str(project / "data" / "x.csv")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "x.csv").write_text("")  # also in the working directory:
     # a parameters file's relative path is relative to the project root ...
-    assert resolve_params(project)["source_file"] == str(project / "data" / "x.csv")
+    assert resolve_params(fake(project))["source_file"] == str(project / "data" / "x.csv")
     # ... while a -p value is looked up in the working directory first
-    assert resolve_params(project, overrides={"source_file": "data/x.csv"})["source_file"] == str(
+    assert resolve_params(fake(project), overrides={"source_file": "data/x.csv"})["source_file"] == str(
         tmp_path / "data" / "x.csv")
-    assert resolve_params(project, overrides={"extraction_date": "2024-12-31"})["extraction_date"] == "2024-12-31"
+    assert resolve_params(fake(project), overrides={"extraction_date": "2024-12-31"})["extraction_date"] == "2024-12-31"
 
 
 def test_failure_skips_downstream_and_exit_code(project: Path) -> None:
@@ -328,13 +330,13 @@ def test_incremental_skips_later_stage_when_bronze_fails(project: Path) -> None:
     assert later and all(nb["status"] == "skipped" for nb in later)
 
 
-def test_delivery_months_reads_the_staging_record(tmp_path: Path) -> None:
+def test_staged_months_reads_the_staging_record(tmp_path: Path) -> None:
     staging = tmp_path / "_staging"
     staging.mkdir()
     (staging / "f.csv__2024-12-31__all.json").write_text(json.dumps({"months": ["2024-03", "2024-01"]}))
-    assert delivery_months("/x/f.csv", "2024-12-31", None, str(tmp_path)) == ["2024-01", "2024-03"]
-    assert delivery_months("/x/g.csv", "2024-12-31", None, str(tmp_path)) is None
-    assert delivery_months("/x/f.csv", "2024-12-31", None, "s3://bucket/wh") is None
+    assert staged_months("/x/f.csv", "2024-12-31", None, str(tmp_path)) == ["2024-01", "2024-03"]
+    assert staged_months("/x/g.csv", "2024-12-31", None, str(tmp_path)) is None
+    assert staged_months("/x/f.csv", "2024-12-31", None, "s3://bucket/wh") is None
 
 
 # -- the real engine -------------------------------------------------------------------------
@@ -375,7 +377,7 @@ def test_real_papermill_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     out, err = io.StringIO(), io.StringIO()
     result = execute(RunRequest(jobs=2, retries=0, overrides={"extraction_date": "2024-12-31"}),
-                     root=root, bootstrap=lambda: None, out=out, err=err, live=False)
+                     fake(root), out=out, err=err, live=False)
     assert result.exit_code == 0, err.getvalue() + out.getvalue()
     runs = root / "outputs" / "runs"
     assert os.path.realpath(runs / "latest") == str(runs / result.run_id)
@@ -391,7 +393,7 @@ def test_real_papermill_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # a failing cell: papermill's banner in the kept notebook, "cell N: EName: evalue" recorded
     err = io.StringIO()
     failed = execute(RunRequest(stages=(Stage("x", ("silver/right",)),), retries=0, overrides={"explode": "true"}),
-                     root=root, bootstrap=lambda: None, out=io.StringIO(), err=err, live=False)
+                     fake(root), out=io.StringIO(), err=err, live=False)
     assert failed.exit_code == 1
     nb = failed.manifest["notebooks"][0]
     assert nb["status"] == "failed" and nb["error"] == "cell 2: ValueError: exploded on purpose"

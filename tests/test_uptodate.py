@@ -19,22 +19,21 @@ from pathlib import Path
 
 import pytest
 
-from fake_project import PARAMS, make_project, write_notebook
+from fake_project import PARAMS, fake, make_project, write_notebook
 
 from ridelake.core import uptodate
 from ridelake.core.dag import load_pipeline
 from ridelake.core.engine import Outcome, Task, ThreadExecutor, read_receipts
 from ridelake.core.runner import RunRequest, Stage, execute
 from ridelake.core.scheduler import SKIPPED, SUCCEEDED, UP_TO_DATE, Listener, Node, Scheduler
-from ridelake.core.uptodate import (
-    CatalogSnapshots,
-    StateStore,
-    is_iceberg,
-    lib_hash,
-    notebook_hash,
-    source_identity,
-    state_path,
-)
+from ridelake.core.codehash import ModuleGraph, notebook_hash
+from ridelake.core.project import file_identity as source_identity
+from ridelake.core.uptodate import StateStore, state_path
+from ridelake.tables.adapter import CatalogSnapshots
+
+
+def is_iceberg(dataset: str) -> bool:
+    return dataset != "staging.delivery"
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,8 +120,8 @@ class Harness:
         kw.setdefault("retries", 0)
         kw.setdefault("jobs", 2)
         out, err = io.StringIO(), io.StringIO()
-        result = execute(RunRequest(**kw), root=self.root, engine=engine, out=out, err=err, live=False,
-                         snapshots=self.probe or self.cat)
+        result = execute(RunRequest(**kw), fake(self.root, self.probe or self.cat), engine=engine, out=out, err=err,
+                         live=False)
         self.out = out.getvalue()
         ran = {t.key for t in engine.tasks}
         return result, ran, {nb["key"]: nb for nb in result.manifest.get("notebooks", [])}
@@ -179,7 +178,9 @@ def test_touching_a_notebook_reruns_it_and_its_downstream_only(project: Path) ->
     h = Harness(project)
     h.run()
     path = project / "notebooks" / "silver" / "customer.ipynb"
-    _edit(path, "md", "# a better title\n")
+    _edit(path, "md", "# a better title\n")  # prose is not a change
+    assert h.run()[1] == set()
+    _edit(path, "body", "x = 2\n")
     _, ran, nbs = h.run()
     assert ran == _downstream(project, "silver/customer") == {
         "silver/customer", "silver/booking", "silver/ride", "gold/customer_analytics"}
@@ -196,17 +197,34 @@ def test_touching_a_notebook_reruns_it_and_its_downstream_only(project: Path) ->
     assert ran == set()
 
 
-def test_changing_lib_reruns_everything(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_changing_a_module_reruns_only_its_importers(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
     lib = tmp_path / "lib" / "ridelake"
     (lib / "transforms").mkdir(parents=True)
-    (lib / "transforms" / "silver.py").write_text("X = 1\n")
+    (lib / "__init__.py").write_text("")
+    (lib / "transforms" / "__init__.py").write_text("")
+    (lib / "transforms" / "common.py").write_text("C = 1\n")
+    (lib / "transforms" / "silver.py").write_text("from ridelake.transforms.common import C\nX = 1\n")
+    (lib / "transforms" / "gold.py").write_text("from . import common\nY = 1\n")
+    (lib / "report.py").write_text("R = 1\n")
+    for name in ("silver/customer", "silver/booking", "silver/ride"):
+        _edit(project / "notebooks" / f"{name}.ipynb", "body", "%matplotlib inline\nfrom ridelake.transforms import silver\n")
+    _edit(project / "notebooks" / "gold" / "customer_analytics.ipynb", "body", "import ridelake.transforms.gold as g\n")
     monkeypatch.setattr(uptodate, "LIB_DIR", lib)
     h = Harness(project)
     h.run()
     assert h.run()[1] == set()
-    (lib / "transforms" / "silver.py").write_text("X = 2\n")
+    (lib / "report.py").write_text("R = 2\n")  # imported by no notebook
+    assert h.run()[1] == set()
+    (lib / "transforms" / "gold.py").write_text("from . import common\nY = 2\n")
     _, ran, nbs = h.run()
-    assert ran == ALL and {nb["run_reason"] for nb in nbs.values()} == {"lib/ changed"}
+    assert ran == {"gold/customer_analytics"} and nbs["gold/customer_analytics"]["run_reason"] == "lib/ changed"
+    (lib / "transforms" / "silver.py").write_text("from ridelake.transforms.common import C\nX = 2\n")
+    _, ran, nbs = h.run()
+    assert ran == {"silver/customer", "silver/booking", "silver/ride", "gold/customer_analytics"}
+    assert nbs["silver/customer"]["run_reason"] == "lib/ changed"
+    (lib / "transforms" / "common.py").write_text("C = 2\n")  # imported by both, one through a relative import
+    assert h.run()[1] == {"silver/customer", "silver/booking", "silver/ride", "gold/customer_analytics"}
     (lib / "transforms" / "__pycache__").mkdir()
     (lib / "transforms" / "__pycache__" / "silver.cpython-311.pyc").write_bytes(b"\0")  # not source
     assert h.run()[1] == set()
@@ -335,8 +353,8 @@ def test_problems_with_the_check_mean_run_never_fail(project: Path) -> None:
     (project / "warehouse" / "_ridelake").write_text("in the way")  # the state cannot be written
     out = io.StringIO()
     err = io.StringIO()
-    result = execute(RunRequest(retry_delay=0), root=project, engine=FakeEngine(project, h.cat), out=out, err=err,
-                     live=False, snapshots=h.cat)
+    result = execute(RunRequest(retry_delay=0), fake(project, h.cat), engine=FakeEngine(project, h.cat), out=out,
+                     err=err, live=False)
     assert result.exit_code == 0 and "could not record which notebooks are up-to-date" in err.getvalue()
 
 
@@ -407,7 +425,10 @@ def test_notebook_hash_counts_sources_and_tags_only(tmp_path: Path) -> None:
     nb["metadata"]["language_info"] = {"version": "3.11.9"}
     path.write_text(json.dumps(nb, indent=2))
     assert notebook_hash(path) == base
-    nb["cells"][0]["source"] = ["# title\n", "more words"]
+    nb["cells"][0]["source"] = ["# title\n", "more words"]  # markdown: prose does not count
+    path.write_text(json.dumps(nb))
+    assert notebook_hash(path) == base
+    nb["cells"][2]["source"] = "a = 2\n"
     path.write_text(json.dumps(nb))
     changed = notebook_hash(path)
     assert changed != base
@@ -418,20 +439,29 @@ def test_notebook_hash_counts_sources_and_tags_only(tmp_path: Path) -> None:
     assert notebook_hash(path) != base and notebook_hash(tmp_path / "missing.ipynb") != base
 
 
-def test_lib_hash_and_source_identity(tmp_path: Path) -> None:
+def test_module_graph_and_source_identity(tmp_path: Path) -> None:
     lib = tmp_path / "pkg"
     (lib / "sub").mkdir(parents=True)
-    (lib / "a.py").write_text("A = 1\n")
+    (lib / "__init__.py").write_text("")
+    (lib / "sub" / "__init__.py").write_text("from .b import B\n")
+    (lib / "a.py").write_text("import json\ndef f():\n    from pkg.sub import c  # a function-level import counts\n")
     (lib / "sub" / "b.py").write_text("B = 1\n")
-    h1 = lib_hash(lib)
-    (lib / "notes.txt").write_text("not code")
-    assert lib_hash(lib) == h1
+    (lib / "sub" / "c.py").write_text("C = 1\n")
+    (lib / "lone.py").write_text("L = 1\n")
+    graph = ModuleGraph(lib)
+    assert graph.closure(["pkg.a"]) == {"pkg", "pkg.a", "pkg.sub", "pkg.sub.b", "pkg.sub.c"}
+    assert graph.closure(["pandas", "pkg.lone"]) == {"pkg", "pkg.lone"}
+    h1 = graph.digest(graph.closure(["pkg.a"]))
+    assert ModuleGraph(lib).digest(ModuleGraph(lib).closure(["pkg.a"])) == h1
+    (lib / "lone.py").write_text("L = 2\n")
+    assert ModuleGraph(lib).digest(ModuleGraph(lib).closure(["pkg.a"])) == h1  # not imported by a
     (lib / "sub" / "b.py").write_text("B = 2\n")
-    assert lib_hash(lib) != h1
-    (lib / "sub" / "b.py").write_text("B = 1\n")
-    (lib / "sub" / "b.py").rename(lib / "sub" / "c.py")
-    assert lib_hash(lib) != h1  # a renamed module is a change
-    assert len(lib_hash()) == 64  # the real package
+    assert ModuleGraph(lib).digest(ModuleGraph(lib).closure(["pkg.a"])) != h1
+    real = ModuleGraph(ROOT / "lib" / "ridelake")
+    gold = real.notebook_modules(ROOT / "notebooks" / "gold" / "customer_analytics.ipynb")
+    silver = real.notebook_modules(ROOT / "notebooks" / "silver" / "customer.ipynb")
+    assert "ridelake.tables.transforms.gold" in gold and "ridelake.tables.transforms.gold" not in silver
+    assert not {"ridelake.core.report", "ridelake.cli", "ridelake.bench"} & (gold | silver)
 
     f = tmp_path / "d.csv"
     f.write_text("a\n")
@@ -530,7 +560,11 @@ def test_real_notebooks_second_run_is_up_to_date(tmp_path: Path) -> None:
     path = project / "notebooks" / "silver" / "customer.ipynb"
     nb = json.loads(path.read_text())
     markdown = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
-    markdown["source"] = ["".join(markdown["source"]) + "\n\nEdited by a test."]
+    markdown["source"] = ["".join(markdown["source"]) + "\n\nEdited by a test."]  # a typo fix reruns nothing
+    path.write_text(json.dumps(nb, indent=1))
+    assert {nb["status"] for nb in _ridelake(project, env)["notebooks"]} == {UP_TO_DATE}
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    code["source"] = ["".join(code["source"]) + "\n# edited by a test"]
     path.write_text(json.dumps(nb, indent=1))
     third = _ridelake(project, env)
     ran = {nb["name"] for nb in third["notebooks"] if nb["status"] == SUCCEEDED}
@@ -540,3 +574,14 @@ def test_real_notebooks_second_run_is_up_to_date(tmp_path: Path) -> None:
                    "silver/incompleted_ride", "gold/daily_booking_summary", "gold/customer_analytics",
                    "gold/location_analytics"}
     assert {nb["status"] for nb in third["notebooks"] if nb["name"] not in ran} == {UP_TO_DATE}
+
+    # editing a gold transform reruns the gold notebooks only; editing the report reruns nothing
+    with open(project / "lib" / "ridelake" / "core" / "report.py", "a") as fh:
+        fh.write("\n# edited by a test\n")
+    assert {nb["status"] for nb in _ridelake(project, env)["notebooks"]} == {UP_TO_DATE}
+    with open(project / "lib" / "ridelake" / "tables" / "transforms" / "gold.py", "a") as fh:
+        fh.write("\n# edited by a test\n")
+    fourth = _ridelake(project, env)
+    ran = {nb["name"] for nb in fourth["notebooks"] if nb["status"] == SUCCEEDED}
+    assert ran == {"gold/daily_booking_summary", "gold/customer_analytics", "gold/location_analytics"}, {
+        nb["key"]: nb["run_reason"] for nb in fourth["notebooks"]}

@@ -30,8 +30,10 @@ import json
 import sys
 from typing import Any, Sequence
 
-from ridelake.ops import lineage, maintenance
+from ridelake.core.project import project_root
 from ridelake.errors import LockError, ParameterError, RidelakeError
+from ridelake.ops import lineage, maintenance
+from ridelake.tables import recipes
 
 __all__ = ["main", "build_parser", "parse_assignments", "EXIT_USAGE", "EXIT_LOCKED"]
 
@@ -102,48 +104,31 @@ def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, A
 
 def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ridelake.core.runner import Stage, execute
+    from ridelake.tables.adapter import RideBookings
 
     lineage._use_warehouse(args.warehouse)
-    cmd = args.command
-    if cmd == "run":
+    recipe = getattr(args, "recipe", None)
+    if recipe is None:  # `run [SELECTORS]`
         stages, flags = [Stage("run", tuple(args.selectors))], {}
-    elif cmd == "bronze":
-        stages = [Stage("bronze", ("bronze",))]
-        flags = {"source_file": args.source_file, "extraction_date": args.extraction_date,
-                 "extraction_month": args.extraction_month}
-    elif cmd == "silver":
-        stages, flags = [Stage("silver", ("silver",))], {"extraction_month": args.extraction_month}
-    elif cmd == "gold":
-        stages, flags = [Stage("gold", ("gold",))], {"target_date": args.target_date}
-    elif cmd == "incremental":
-        stages = [Stage("bronze", ("bronze",)),
-                  Stage("silver+gold", ("silver", "gold"), {"target_date": None}, per_month=True,
-                        max_months=args.max_months)]
-        flags = {"source_file": args.source_file, "extraction_date": args.extraction_date}
-    elif cmd == "backfill":
-        stages = [Stage("silver+gold", ("silver", "gold"), {"extraction_month": None, "target_date": None})]
-        flags = {}
-    else:  # pragma: no cover - argparse restricts the choices
-        raise ParameterError(f"unknown command {cmd}")
-    result = execute(_request(args, stages, flags, argv))
+    else:
+        stages, flags = recipe.plan(args)
+    result = execute(_request(args, stages, flags, argv), RideBookings())
     return result.exit_code
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from ridelake.tables import config
     from ridelake.core.manifest import list_runs, runs_dir
     from ridelake.core.progress import runs_table
 
-    print(runs_table(list_runs(runs_dir(config.project_root()), limit=args.limit)))
+    print(runs_table(list_runs(runs_dir(project_root()), limit=args.limit)))
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from ridelake.tables import config
     from ridelake.core.manifest import read_manifest, resolve_run, runs_dir
     from ridelake.core.progress import summary_table
 
-    data = read_manifest(resolve_run(runs_dir(config.project_root()), args.run_id))
+    data = read_manifest(resolve_run(runs_dir(project_root()), args.run_id))
     print(json.dumps(data, indent=2) if args.json else summary_table(data))
     return 0
 
@@ -193,31 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rerun what failed or was skipped in RUN_ID (default: the latest run)")
     r.set_defaults(func=_run_command)
 
-    b = sub.add_parser("bronze", parents=[common], help="load one delivery into bronze")
-    b.add_argument("--source-file", metavar="F", help="the delivery (default: the params file's)")
-    b.add_argument("--extraction-date", metavar="YYYY-MM-DD", help="default: the params file's, else today (UTC)")
-    b.add_argument("--extraction-month", metavar="YYYY-MM", help="load only that booking month")
-    b.set_defaults(func=_run_command)
-
-    s = sub.add_parser("silver", parents=[common], help="rebuild silver (dimensions whole, facts by month)")
-    s.add_argument("--extraction-month", metavar="YYYY-MM", help="rebuild only that month of the facts")
-    s.set_defaults(func=_run_command)
-
-    gd = sub.add_parser("gold", parents=[common], help="rebuild gold")
-    gd.add_argument("--target-date", metavar="YYYY-MM-DD", help="recompute only that day of the daily summary")
-    gd.set_defaults(func=_run_command)
-
-    inc = sub.add_parser("incremental", parents=[common],
-                         help="bronze for one delivery, silver for the months it touched, then gold")
-    inc.add_argument("--source-file", metavar="F", required=True)
-    inc.add_argument("--extraction-date", metavar="YYYY-MM-DD", help="default: the params file's, else today (UTC)")
-    inc.add_argument("--max-months", type=int, default=3, metavar="N",
-                     help="run the silver facts once per touched month when there are at most N (default 3), "
-                          "else rebuild every month once")
-    inc.set_defaults(func=_run_command)
-
-    bf = sub.add_parser("backfill", parents=[common], help="rebuild silver and gold from what bronze holds")
-    bf.set_defaults(func=_run_command)
+    recipes.register(sub, common, _run_command)
 
     rs = sub.add_parser("runs", help="list the run records under outputs/runs")
     rs.add_argument("--limit", type=int, default=20, metavar="N", help="newest N runs (default 20)")

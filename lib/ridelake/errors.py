@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __all__ = [
     "RidelakeError",
+    "FinalError",
+    "final_error_names",
     "ConfigError",
     "SourceError",
     "CheckError",
@@ -23,15 +25,34 @@ class RidelakeError(Exception):
     """Root of every error ridelake raises deliberately."""
 
 
-class ConfigError(RidelakeError):
+class FinalError(RidelakeError):
+    """An error another attempt cannot fix (a failed check, an unreadable delivery, a bad
+    parameter): a notebook failing with one is not retried."""
+
+
+def final_error_names() -> frozenset[str]:
+    """Class names of every :class:`FinalError` subclass defined so far.
+
+    A notebook's failure reaches the runner as the exception's class name only (the kernel is
+    another process), so the runner matches names; a project's own subclasses count once imported.
+    """
+    names, stack = set(), [FinalError]
+    while stack:
+        cls = stack.pop()
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    return frozenset(names)
+
+
+class ConfigError(FinalError):
     """A setting, a path or a parameter file is missing or malformed."""
 
 
-class SourceError(RidelakeError):
+class SourceError(FinalError):
     """A delivery cannot be read at all (missing file, missing header columns)."""
 
 
-class CheckError(RidelakeError):
+class CheckError(FinalError):
     """One or more table checks failed; nothing was written.
 
     Attributes:
@@ -45,15 +66,15 @@ class CheckError(RidelakeError):
         self.report = report
 
 
-class CatalogError(RidelakeError):
+class CatalogError(FinalError):
     """The Iceberg catalog or a table is not in the expected state."""
 
 
-class SelectionError(RidelakeError):
+class SelectionError(FinalError):
     """A notebook selector names nothing known."""
 
 
-class ParameterError(RidelakeError):
+class ParameterError(FinalError):
     """A run parameter is unknown or has a malformed value."""
 
 

@@ -2,9 +2,12 @@
 
 ``pipeline.yaml`` is the one declarative description of the DAG: for each notebook
 (``<layer>/<table>``, the file ``notebooks/<layer>/<table>.ipynb``) the datasets it reads and
-writes. Notebook B depends on notebook A when B reads a dataset A writes. The parameters a
-notebook accepts are the names assigned in its cell tagged ``parameters``, found by parsing the
-cell with :mod:`ast` (no kernel needed).
+writes. Notebook B depends on notebook A when B reads a dataset A writes. Datasets are versioned
+tables, except those listed under ``handoffs:`` (files one notebook hands to the next, versioned
+by the run that wrote them). A notebook's inputs are declared here only: the runner gives each
+kernel its declared reads and writes (:data:`~ridelake.core.protocol.Env.READS`), and a project's
+read helper refuses anything else. The parameters a notebook accepts are those of its cell tagged
+``parameters``, as :func:`papermill.inspect_notebook` finds them (no kernel needed).
 
 Example:
     >>> pipe = load_pipeline()                       # doctest: +SKIP
@@ -14,19 +17,16 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import json
-from collections import deque
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ridelake.tables import config
+from ridelake.core.project import project_root
 from ridelake.errors import ConfigError
 
 __all__ = [
-    "ICEBERG_LAYERS",
-    "is_iceberg",
     "NotebookSpec",
     "Pipeline",
     "load_pipeline",
@@ -35,14 +35,6 @@ __all__ = [
     "key_month",
     "execution_deps",
 ]
-
-#: A dataset whose name starts with one of these (``bronze.customer``) is an Iceberg table.
-ICEBERG_LAYERS = ("bronze", "silver", "gold")
-
-
-def is_iceberg(dataset: str) -> bool:
-    """Tell whether a dataset of ``pipeline.yaml`` is an Iceberg table (``silver.customer``)."""
-    return "." in dataset and dataset.split(".", 1)[0] in ICEBERG_LAYERS
 
 
 @dataclass(frozen=True)
@@ -55,6 +47,7 @@ class NotebookSpec:
         reads: datasets it reads, as listed in pipeline.yaml.
         writes: datasets it writes, as listed in pipeline.yaml.
         parameters: names assigned in its ``parameters`` cell (empty when it has none).
+        handoffs: the pipeline's datasets that are not tables.
     """
 
     name: str
@@ -62,6 +55,7 @@ class NotebookSpec:
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     parameters: tuple[str, ...] = ()
+    handoffs: frozenset[str] = frozenset()
 
     @property
     def layer(self) -> str:
@@ -70,8 +64,8 @@ class NotebookSpec:
 
     @property
     def table(self) -> str | None:
-        """The first Iceberg table it writes (``bronze/prepare`` -> ``bronze.rejected_row``)."""
-        return next((dataset for dataset in self.writes if is_iceberg(dataset)), None)
+        """The first table it writes (``bronze/prepare`` -> ``bronze.rejected_row``)."""
+        return next((dataset for dataset in self.writes if dataset not in self.handoffs), None)
 
 
 def notebook_parameters(path: str | Path) -> tuple[str, ...]:
@@ -81,40 +75,32 @@ def notebook_parameters(path: str | Path) -> tuple[str, ...]:
         path: the ``.ipynb`` file.
 
     Returns:
-        The assigned names in the order they appear; empty when no cell is tagged ``parameters``.
+        The names in the order they appear; empty when no cell is tagged ``parameters``.
 
     Raises:
         ConfigError: the file is not a notebook or the cell is not valid Python.
     """
+    # papermill is heavy to import (~0.5 s); only commands that load the DAG pay for it
+    from papermill.translators import PythonTranslator
+
     file = Path(path)
     try:
         nb = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{file}: cannot read the notebook: {exc}") from None
     for cell in nb.get("cells", []):
-        tags = (cell.get("metadata") or {}).get("tags") or []
-        if cell.get("cell_type") != "code" or "parameters" not in tags:
+        if cell.get("cell_type") != "code" or "parameters" not in ((cell.get("metadata") or {}).get("tags") or []):
             continue
         source = cell.get("source", "")
         text = "".join(source) if isinstance(source, list) else str(source)
-        # IPython magics and shell escapes are not Python; they never declare parameters.
-        lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-        try:
-            tree = ast.parse("\n".join(lines))
+        try:  # papermill infers names line by line and never complains: fail loudly here
+            compile("\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))),
+                    str(file), "exec")
         except SyntaxError as exc:
             raise ConfigError(f"{file}: the parameters cell is not valid Python: {exc}") from None
-        names: list[str] = []
-        for node in tree.body:
-            targets: list[ast.expr] = []
-            if isinstance(node, ast.Assign):
-                targets = list(node.targets)
-            elif isinstance(node, ast.AnnAssign):
-                targets = [node.target]
-            for target in targets:
-                for sub in ast.walk(target):
-                    if isinstance(sub, ast.Name) and sub.id not in names:
-                        names.append(sub.id)
-        return tuple(names)
+        # the kernels are IPython, so papermill's Python translator reads the cell as papermill would
+        names = [p.name for p in PythonTranslator.inspect({"source": text})]
+        return tuple(dict.fromkeys(names))
     return ()
 
 
@@ -132,23 +118,18 @@ def layered(order: Sequence[str], deps: Mapping[str, Iterable[str]]) -> list[lis
         ConfigError: the dependencies form a cycle (the message names one).
     """
     known = set(order)
-    pending = {n: {d for d in deps.get(n, ()) if d in known and d != n} for n in order}
-    children: dict[str, list[str]] = {n: [] for n in order}
-    for n, ds in pending.items():
-        for d in ds:
-            children[d].append(n)
+    graph = {n: {d for d in deps.get(n, ()) if d in known and d != n} for n in order}
+    sorter = TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except CycleError as exc:
+        raise ConfigError(f"the pipeline has a cycle: {' -> '.join(reversed(exc.args[1]))}") from None
     level: dict[str, int] = {}
-    queue = deque(n for n in order if not pending[n])
-    remaining = {n: len(ds) for n, ds in pending.items()}
-    while queue:
-        n = queue.popleft()
-        level[n] = 1 + max((level[d] for d in pending[n]), default=-1)
-        for c in children[n]:
-            remaining[c] -= 1
-            if remaining[c] == 0:
-                queue.append(c)
-    if len(level) != len(order):
-        raise ConfigError(f"the pipeline has a cycle: {' -> '.join(_find_cycle(pending, set(level)))}")
+    while sorter.is_active():
+        ready = sorter.get_ready()
+        for n in ready:
+            level[n] = 1 + max((level[d] for d in graph[n]), default=-1)
+        sorter.done(*ready)
     waves: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for n in order:
         waves[level[n]].append(n)
@@ -183,19 +164,6 @@ def execution_deps(pipeline: Pipeline, executions: Sequence[tuple[str, str, str 
     return deps
 
 
-def _find_cycle(pending: Mapping[str, set[str]], done: set[str]) -> list[str]:
-    """Return one cycle among the nodes not in ``done`` (for the error message)."""
-    start = next(n for n in pending if n not in done)
-    path, seen = [start], {start: 0}
-    node = start
-    while True:
-        node = next(d for d in sorted(pending[node]) if d not in done)
-        if node in seen:
-            return path[seen[node]:] + [node]
-        seen[node] = len(path)
-        path.append(node)
-
-
 @dataclass
 class Pipeline:
     """The notebooks and their dependencies.
@@ -204,11 +172,13 @@ class Pipeline:
         root: the project root (``notebooks/`` and ``outputs/`` live here).
         notebooks: name -> spec, in pipeline.yaml order.
         source: the pipeline.yaml file this was read from.
+        handoffs: datasets that are files handed between notebooks, not tables.
     """
 
     root: Path
     notebooks: dict[str, NotebookSpec]
     source: Path | None = None
+    handoffs: frozenset[str] = frozenset()
     _deps: dict[str, set[str]] = field(init=False, repr=False)
     _order: list[str] = field(init=False, repr=False)
 
@@ -222,6 +192,10 @@ class Pipeline:
             for spec in self.notebooks.values()
         }
         self._order = [n for wave in layered(list(self.notebooks), self._deps) for n in wave]
+
+    def is_table(self, dataset: str) -> bool:
+        """Whether a dataset is a versioned table (not a hand-off)."""
+        return dataset not in self.handoffs
 
     @property
     def names(self) -> list[str]:
@@ -289,7 +263,7 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
     """Read ``<root>/notebooks/pipeline.yaml`` and the notebooks' parameters cells.
 
     Args:
-        root: the project root (default :func:`ridelake.tables.config.project_root`).
+        root: the project root (default :func:`ridelake.core.project.project_root`).
         strict: require that every described notebook exists and every
             ``notebooks/**/*.ipynb`` is described.
 
@@ -301,7 +275,7 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
     """
     import yaml
 
-    base = Path(root).resolve() if root is not None else config.project_root()
+    base = Path(root).resolve() if root is not None else project_root()
     nb_dir = base / "notebooks"
     file = nb_dir / "pipeline.yaml"
     try:
@@ -313,6 +287,10 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
     entries = data.get("notebooks") if isinstance(data, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise ConfigError(f"{file}: expected a non-empty mapping under 'notebooks:'")
+    unknown_top = set(data) - {"notebooks", "handoffs"}
+    if unknown_top:
+        raise ConfigError(f"{file}: unknown key(s) {', '.join(sorted(unknown_top))}")
+    handoffs = frozenset(_dataset_list(file, "handoffs", data, "handoffs"))
     specs: dict[str, NotebookSpec] = {}
     missing: list[str] = []
     for name, entry in entries.items():
@@ -332,7 +310,7 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
             params = notebook_parameters(path)
         else:
             missing.append(name)
-        specs[name] = NotebookSpec(name, path, reads, writes, params)
+        specs[name] = NotebookSpec(name, path, reads, writes, params, handoffs)
     if strict:
         described = {spec.path for spec in specs.values()}
         extra = sorted(
@@ -349,7 +327,7 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
                             + ", ".join(f"notebooks/{e}" for e in extra))
         if problems:
             raise ConfigError(f"{file}: " + "; ".join(problems))
-    return Pipeline(root=base, notebooks=specs, source=file)
+    return Pipeline(root=base, notebooks=specs, source=file, handoffs=handoffs)
 
 
 def _dataset_list(file: Path, name: str, entry: Mapping[str, Any], key: str) -> tuple[str, ...]:

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ridelake.tables import config
 from ridelake.errors import LockError
 
 __all__ = ["LOCK_NAME", "lock_path", "read_lock", "pid_alive", "stale_reason", "WarehouseLock"]
@@ -40,22 +39,20 @@ __all__ = ["LOCK_NAME", "lock_path", "read_lock", "pid_alive", "stale_reason", "
 LOCK_NAME = ".ridelake.lock"
 
 
-def lock_path(warehouse: str | None = None, root: str | Path | None = None) -> Path:
+def lock_path(warehouse: str, root: str | Path) -> Path:
     """Where the lock of a warehouse lives.
 
     Args:
-        warehouse: a local path or an object-store URL (default: the configured warehouse).
-        root: the project root, for non-local warehouses (default: the configured root).
+        warehouse: a local path or an object-store URL.
+        root: the project root, for non-local warehouses.
 
     Returns:
-        The lock file's path.
+        ``<warehouse>/.ridelake.lock``, or ``<root>/outputs/locks/<hash>.lock`` for a URL.
     """
-    location = warehouse or config.warehouse_location()
-    if config.is_local_warehouse(location):
-        return Path(location) / LOCK_NAME
-    digest = hashlib.sha256(location.encode("utf-8")).hexdigest()[:16]
-    base = Path(root) if root is not None else config.project_root()
-    return base / "outputs" / "locks" / f"{digest}.lock"
+    if "://" not in warehouse:
+        return Path(warehouse) / LOCK_NAME
+    digest = hashlib.sha256(warehouse.encode("utf-8")).hexdigest()[:16]
+    return Path(root) / "outputs" / "locks" / f"{digest}.lock"
 
 
 def read_lock(path: str | Path) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ridelake.core.files import iso, parse_iso, relative, write_atomic
 from ridelake.errors import ConfigError
 from ridelake.core.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
 
@@ -68,40 +69,6 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     """A new, sortable run id such as ``20261125T203000Z-1a2b``."""
     moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
-
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds as ISO-8601 UTC with milliseconds (``2026-11-25T20:30:00.123Z``)."""
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str | None) -> float | None:
-    """The inverse of :func:`iso` (None for None or unparseable text)."""
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write a text file atomically: a temporary file beside it, then ``os.replace``.
-
-    Args:
-        path: the file.
-        text: its new content (UTF-8).
-
-    Returns:
-        The file written.
-    """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(2)}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
-    return target
 
 
 def write_manifest(run_dir: str | Path, data: dict[str, Any]) -> Path:
@@ -245,13 +212,6 @@ def effective_status(run: dict[str, Any]) -> str:
     return status
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 class RunRecord(Listener):
     """One run's folder and ``run.json``, kept in step with the scheduler.
 
@@ -277,7 +237,7 @@ class RunRecord(Listener):
         self.data: dict[str, Any] = {
             "run_id": run_id, "status": "running", "exit_code": None, "started_at": iso(self.started),
             "finished_at": None, "duration_s": None, **(header or {}),
-            "host": socket.gethostname(), "pid": os.getpid(), "run_folder": _rel(self.dir, self.root),
+            "host": socket.gethostname(), "pid": os.getpid(), "run_folder": relative(self.dir, self.root),
             "notebooks": [],
         }
 
@@ -333,7 +293,7 @@ class RunRecord(Listener):
             log.append({"attempt": a.attempt, "status": SUCCEEDED if a.ok else FAILED,
                         "started_at": iso(a.started_at), "finished_at": iso(a.finished_at),
                         "duration_s": round(a.finished_at - a.started_at, 3), "error": a.error,
-                        "output": _rel(path, self.root) if path.exists() else None})
+                        "output": relative(path, self.root) if path.exists() else None})
         return {
             "name": entry["name"],
             "key": key,
@@ -343,7 +303,7 @@ class RunRecord(Listener):
             "started_at": iso(state.started_at),
             "finished_at": iso(state.finished_at),
             "duration_s": round(state.duration_s, 3) if state.duration_s is not None else None,
-            "output": _rel(output, self.root) if output.exists() else None,
+            "output": relative(output, self.root) if output.exists() else None,
             "table": entry["table"],
             "rows_written": rows,
             "error": state.error,

@@ -829,10 +829,10 @@ def write_after_run(run_dir: str | Path, err: TextIO | None = None, pipeline: Pi
 # -- command line --------------------------------------------------------------------------------
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ridelake.tables import config
     from ridelake.core.manifest import resolve_run, runs_dir
+    from ridelake.core.project import project_root
 
-    root = config.project_root()
+    root = project_root()
     run_dir = resolve_run(runs_dir(root), args.run_id)
     print(build_report(run_dir, no_code=args.no_code))
     return 0

@@ -39,12 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
-from ridelake.tables import config
 from ridelake.core.dag import NotebookSpec, Pipeline, execution_deps, key_month, layered, load_pipeline
-from ridelake.core.engine import Engine, Executor, Task, ThreadExecutor
-from ridelake.errors import ParameterError, SelectionError
+from ridelake.core.engine import Engine, Executor, PapermillEngine, Task, ThreadExecutor
+from ridelake.errors import ConfigError, ParameterError, SelectionError
 from ridelake.core.lock import WarehouseLock, lock_path
-from ridelake.core.manifest import RunRecord, _rel, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
+from ridelake.core.project import Project
+from ridelake.core.protocol import ENV
+from ridelake.core.files import relative
+from ridelake.core.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.core.progress import Progress, summary_table
 from ridelake.core.scheduler import (
     FAILED,
@@ -59,7 +61,7 @@ from ridelake.core.scheduler import (
     Scheduler,
 )
 from ridelake.core.selection import select
-from ridelake.core.uptodate import CatalogSnapshots, Decision, SnapshotSource, StateStore, UpToDate, state_path
+from ridelake.core.uptodate import Decision, StateStore, UpToDate, params_hash, state_path
 
 __all__ = [
     "EXIT_OK",
@@ -71,8 +73,6 @@ __all__ = [
     "RunResult",
     "resolve_params",
     "plan_stage",
-    "delivery_months",
-    "params_hash",
     "execute",
 ]
 
@@ -176,68 +176,68 @@ class RunResult:
 
 # -- parameters --------------------------------------------------------------------------------
 
-def _yaml_scalar(text: Any) -> Any:
+def _scalar(text: Any) -> Any:
+    """The value of ``-p key=value``'s text: ``null``/``none``/``~``/empty are None, a YAML scalar
+    (number, boolean, date) is parsed, anything else stays text."""
     if not isinstance(text, str):
         return text
-    import yaml
+    import yaml  # PyYAML is imported by the DAG loader anyway; this keeps the module's import light
 
-    value = config.parse_param_value(text)
-    if value is None:
+    value = text.strip()
+    if value.lower() in ("", "null", "none", "~"):
         return None
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         return value
-    return parsed if isinstance(parsed, (int, float, bool, str)) else value
+    return parsed if isinstance(parsed, (int, float, bool, str, dt.date)) else value
 
 
-def _absolute_source(value: Any, root: Path, from_command_line: bool) -> Any:
-    """Make ``source_file`` absolute: a ``-p`` value is looked up in the working directory first,
-    then under the project root; a value from a parameters file is relative to the project root."""
-    if value is None or "://" in str(value):
-        return value
-    path = Path(str(value)).expanduser()
-    if path.is_absolute():
-        return str(path)
-    here = Path.cwd() / path
-    return str(here.resolve() if from_command_line and here.exists() else (root / path).resolve())
+def _load_params_file(file: Path) -> dict[str, Any]:
+    import yaml
+
+    if not file.is_file():
+        raise ConfigError(f"parameter file not found: {file}")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping of parameter names to values")
+    return {str(k): v for k, v in data.items()}
 
 
 def resolve_params(
-    root: Path,
+    project: Project,
     params_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     base: Mapping[str, Any] | None = None,
     today: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Resolve a run's parameters once.
+    """Resolve a run's parameters once: the parameters file (or ``base``), then the overrides,
+    validated and completed by the project (:meth:`~ridelake.core.project.Project.resolve_params`).
 
     Args:
-        root: the project root (for the default params file and relative source files).
+        project: the project.
         params_file: YAML file (default ``<root>/params/default.yaml`` if it exists); relative
-            paths are looked up in the working directory, then under ``root``.
-        overrides: explicit values; contract names are validated, other names (declared by
-            some notebook) are passed as YAML scalars.
+            paths are looked up in the working directory, then under the project root.
+        overrides: explicit values (``-p key=value`` text or values).
         base: start from these values instead of reading a file (``--from-failure``).
-        today: the date ``extraction_date: null`` resolves to (default today, UTC).
-
-    Returns:
-        Name -> value, with ``extraction_date`` set and ``source_file`` absolute.
+        today: the date "today" defaults resolve to.
     """
+    root = Path(project.root)
     if base is not None:
         params = dict(base)
     else:
         file = _find_params_file(root, params_file)
-        params = config.load_params_file(file) if file is not None else {}
-    over = dict(overrides or {})
-    known = {k: v for k, v in over.items() if k in config.PARAMETER_NAMES}
-    params.update(config.validate_params(known))
-    params.update({k: _yaml_scalar(v) for k, v in over.items() if k not in config.PARAMETER_NAMES})
-    if params.get("extraction_date") is None:
-        params["extraction_date"] = (today or config.today_utc()).isoformat()
-    if params.get("source_file") is not None:
-        params["source_file"] = _absolute_source(params["source_file"], root, "source_file" in known)
-    return params
+        params = _load_params_file(file) if file is not None else {}
+    over = {k: _scalar(v) for k, v in (overrides or {}).items()}
+    try:
+        return project.resolve_params(params, over, today)
+    except ParameterError as exc:
+        file = None if base is not None else _find_params_file(root, params_file)
+        bad_file = file is not None and any(k not in over for k in params)
+        raise ParameterError(f"{file}: {exc}" if bad_file and str(file) not in str(exc) else str(exc)) from None
 
 
 def _find_params_file(root: Path, params_file: str | Path | None) -> Path | None:
@@ -250,11 +250,6 @@ def _find_params_file(root: Path, params_file: str | Path | None) -> Path | None
     return root / path
 
 
-def params_hash(params: Mapping[str, Any]) -> str:
-    """sha256 of the sorted JSON of the parameters a notebook receives."""
-    return hashlib.sha256(json.dumps(dict(params), sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
 # -- planning ----------------------------------------------------------------------------------
 
 def _link(pipeline: Pipeline, nodes: Sequence[PlannedNode]) -> list[Node]:
@@ -264,7 +259,7 @@ def _link(pipeline: Pipeline, nodes: Sequence[PlannedNode]) -> list[Node]:
 
 
 def plan_stage(pipeline: Pipeline, stage: Stage, params: Mapping[str, Any],
-               months: Sequence[str] | None = None) -> list[PlannedNode]:
+               months: Sequence[str] | None = None, partition_param: str = "extraction_month") -> list[PlannedNode]:
     """The executions of one stage.
 
     Args:
@@ -284,9 +279,9 @@ def plan_stage(pipeline: Pipeline, stage: Stage, params: Mapping[str, Any],
     for name in select(pipeline, stage.selectors):
         spec = pipeline.spec(name)
         passed = {k: values[k] for k in spec.parameters if k in values}
-        if stage.per_month and months is not None and "extraction_month" in spec.parameters:
+        if stage.per_month and months is not None and partition_param in spec.parameters:
             for month in months:
-                nodes.append(PlannedNode(f"{name}@{month}", spec, {**passed, "extraction_month": month},
+                nodes.append(PlannedNode(f"{name}@{month}", spec, {**passed, partition_param: month},
                                          month, stage.label))
         else:
             nodes.append(PlannedNode(name, spec, passed, None, stage.label))
@@ -308,57 +303,25 @@ def _check_overrides(overrides: Mapping[str, Any], specs: Sequence[NotebookSpec]
         )
 
 
-def _check_source(nodes: Sequence[PlannedNode]) -> None:
-    users = [n.key for n in nodes if n.params.get("source_file")]
-    paths = {str(n.params["source_file"]) for n in nodes if n.params.get("source_file")}
-    missing = sorted(p for p in paths if "://" not in p and not Path(p).exists())
-    if missing:
-        raise ParameterError(
-            f"source_file {missing[0]} does not exist (needed by {', '.join(users[:3])}"
-            f"{'...' if len(users) > 3 else ''}); generate one with `make data` or pass -p source_file=PATH"
-        )
-
-
-def delivery_months(source_file: str | Path, extraction_date: str, extraction_month: str | None = None,
-                    warehouse: str | None = None) -> list[str] | None:
-    """The booking months a prepared delivery covers, from its staging record.
-
-    The prepare notebook stages ``<warehouse>/_staging/<file>__<date>__<month or all>.json`` with
-    a ``months`` list (see :mod:`ridelake.tables.source`).
-
-    Args:
-        source_file: the delivery file.
-        extraction_date: ``YYYY-MM-DD``.
-        extraction_month: the month filter the delivery was loaded with, or None.
-        warehouse: the warehouse (default the configured one).
-
-    Returns:
-        The months, sorted; None when the record is not there (object-store warehouse, or
-        prepare did not run).
-    """
-    from ridelake.tables.source import staged_months
-
-    return staged_months(source_file, extraction_date, extraction_month, warehouse)
-
-
 # -- execution ---------------------------------------------------------------------------------
 
-def _kernel_env(record: RunRecord, node: PlannedNode, attempt: int) -> dict[str, str]:
+def _kernel_env(record: RunRecord, node: PlannedNode, attempt: int, project: Project) -> dict[str, str]:
     env = {
-        "RIDELAKE_RUN_ID": record.run_id,
-        "RIDELAKE_NOTEBOOK": node.spec.name,
-        "RIDELAKE_PARAMS_HASH": params_hash(node.params),
-        "RIDELAKE_HOME": str(record.root),
-        "RIDELAKE_ATTEMPT": str(attempt),
+        ENV.RUN_ID: record.run_id,
+        ENV.NOTEBOOK: node.spec.name,
+        ENV.KEY: node.key,
+        ENV.PARAMS_HASH: params_hash(node.params),
+        ENV.HOME: str(record.root),
+        ENV.ATTEMPT: str(attempt),
+        ENV.READS: ",".join(node.spec.reads),
+        ENV.WRITES: ",".join(node.spec.writes),
     }
-    if os.environ.get("RIDELAKE_WAREHOUSE"):
-        env["RIDELAKE_WAREHOUSE"] = record.data["warehouse"]
-    if os.environ.get("RIDELAKE_CATALOG_URI"):
-        env["RIDELAKE_CATALOG_URI"] = os.environ["RIDELAKE_CATALOG_URI"]
+    env.update(project.kernel_env())
     return env
 
 
-def _task_factory(record: RunRecord, planned: Mapping[str, PlannedNode]) -> Callable[[str, int], Task]:
+def _task_factory(record: RunRecord, planned: Mapping[str, PlannedNode],
+                  project: Project) -> Callable[[str, int], Task]:
     def make_task(key: str, attempt: int) -> Task:
         node = planned[key]
         output = record.output(key)
@@ -374,7 +337,7 @@ def _task_factory(record: RunRecord, planned: Mapping[str, PlannedNode]) -> Call
             output_path=output,
             parameters=dict(node.params),
             attempt=attempt,
-            env=_kernel_env(record, node, attempt),
+            env=_kernel_env(record, node, attempt, project),
             cwd=node.spec.path.parent,
             receipt_path=receipt,
             log_path=record.log(key, attempt),
@@ -403,7 +366,7 @@ def _from_failure_nodes(pipeline: Pipeline, root: Path, ref: str | None,
 
 
 def _print_plan(out: TextIO, pipeline: Pipeline, stages: Sequence[tuple[Stage, list[PlannedNode]]],
-                params: Mapping[str, Any], jobs: int,
+                params: Mapping[str, Any], jobs: int, partition_param: str,
                 fresh: Mapping[str, Any] | None = None) -> dict[str, Any]:
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     total = sum(len(nodes) for _, nodes in stages)
@@ -418,9 +381,9 @@ def _print_plan(out: TextIO, pipeline: Pipeline, stages: Sequence[tuple[Stage, l
         waves = layered([n.key for n in nodes], {n.key: n.deps for n in _link(pipeline, nodes)})
         if len(stages) > 1:
             out.write(f"stage {stage.label}:\n")
-        if stage.per_month and any(n.spec.parameters and "extraction_month" in n.spec.parameters for n in nodes):
-            out.write("  (notebooks declaring extraction_month run once per month the delivery touches, "
-                      "known after the bronze stage; shown once here)\n")
+        if stage.per_month and any(partition_param in n.spec.parameters for n in nodes):
+            out.write(f"  (notebooks declaring {partition_param} run once per partition the earlier stages "
+                      "touch, known after them; shown once here)\n")
         for i, wave in enumerate(waves, 1):
             out.write(f"  wave {i}:\n")
             for key in wave:
@@ -444,7 +407,8 @@ class _Plan:
     from_run: str | None = None
 
 
-def _make_plan(request: RunRequest, pipe: Pipeline, root: Path, err: TextIO) -> _Plan:
+def _make_plan(request: RunRequest, pipe: Pipeline, project: Project, err: TextIO) -> _Plan:
+    root = Path(project.root)
     if request.from_failure:
         if any(st.selectors for st in request.stages):
             raise SelectionError("--from-failure reruns what failed in a run; do not combine it with selectors")
@@ -453,9 +417,9 @@ def _make_plan(request: RunRequest, pipe: Pipeline, root: Path, err: TextIO) -> 
         if request.params_file is not None:
             err.write(f"note: --from-failure reuses the parameters of run {from_run}; "
                       f"{request.params_file} is not read (override with -p key=value)\n")
-        params = resolve_params(root, overrides=request.overrides, base=prev_params)
+        params = resolve_params(project, overrides=request.overrides, base=prev_params)
         return _Plan(params, [Stage("from-failure")], rerun, from_run)
-    params = resolve_params(root, request.params_file, request.overrides)
+    params = resolve_params(project, request.params_file, request.overrides)
     stages = list(request.stages)
     _check_overrides(request.overrides, [pipe.spec(n) for st in stages for n in select(pipe, st.selectors)])
     return _Plan(params, stages, plan_stage(pipe, stages[0], params))
@@ -475,8 +439,7 @@ def _header(request: RunRequest, plan: _Plan, root: Path, jobs: int, warehouse: 
         "retries": request.retries,
         "retry_delay": request.retry_delay,
         "warehouse": warehouse,
-        "catalog_uri": os.environ.get("RIDELAKE_CATALOG_URI"),
-        "force": request.force,
+                "force": request.force,
     }
 
 
@@ -503,7 +466,7 @@ def _should_run(fresh: UpToDate, record: RunRecord) -> Callable[[str], bool]:
 
 
 def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRecord, pool: Executor,
-                progress: Progress, err: TextIO, warehouse: str, fresh: UpToDate | None = None) -> bool:
+                progress: Progress, err: TextIO, project: Project, fresh: UpToDate | None = None) -> bool:
     """Run the stages one after the other; a stage after one that did not succeed is skipped.
 
     Returns:
@@ -511,7 +474,7 @@ def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRec
     """
     planned: dict[str, PlannedNode] = {}
     for i, stage in enumerate(plan.stages):
-        nodes = plan.first if i == 0 else _later_stage(pipe, stage, plan.params, warehouse, err)
+        nodes = plan.first if i == 0 else _later_stage(pipe, stage, plan.params, project, err)
         _add(record, planned, nodes)
         if fresh is not None:
             fresh.add(nodes)
@@ -521,8 +484,8 @@ def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRec
                 record.states[n.key].error = "an earlier stage did not succeed"
             record.save()
             continue
-        progress.outputs.update({n.key: _rel(record.output(n.key), record.root) for n in nodes})
-        sched = Scheduler(_link(pipe, nodes), pool, _task_factory(record, planned), retries=request.retries,
+        progress.outputs.update({n.key: relative(record.output(n.key), record.root) for n in nodes})
+        sched = Scheduler(_link(pipe, nodes), pool, _task_factory(record, planned, project), retries=request.retries,
                           retry_delay=request.retry_delay, listener=MultiListener(fresh, record, progress),
                           should_run=_should_run(fresh, record) if fresh is not None else None)
         record.track(sched.states)
@@ -537,32 +500,26 @@ def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRec
 
 def execute(
     request: RunRequest,
+    project: Project,
     *,
-    root: str | Path | None = None,
     pipeline: Pipeline | None = None,
     engine: Engine | None = None,
     executor: Executor | None = None,
-    bootstrap: Callable[[], Any] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
     live: bool | None = None,
-    snapshots: SnapshotSource | None = None,
 ) -> RunResult:
     """Run a request.
 
     Args:
         request: what to run.
-        root: the project root (default :func:`ridelake.tables.config.project_root`).
+        project: the project (root, warehouse, parameters, bootstrap, table versions).
         pipeline: the DAG (default read from ``<root>/notebooks/pipeline.yaml``).
         engine: how a notebook runs (default :class:`~ridelake.core.engine.PapermillEngine`).
         executor: how tasks are dispatched (default threads running ``engine``).
-        bootstrap: called once before the first notebook (default
-            :func:`ridelake.tables.catalog.bootstrap` when the default engine is used, else nothing).
         out: where the plan and summary go (default stdout).
         err: where progress and failures go (default stderr).
         live: force live progress lines on or off (default: when ``err`` is a terminal).
-        snapshots: where the up-to-date check reads current snapshot ids (default the
-            warehouse's catalog, :class:`~ridelake.core.uptodate.CatalogSnapshots`).
 
     Returns:
         A :class:`RunResult`.
@@ -571,7 +528,7 @@ def execute(
         RidelakeError: bad selector or parameter, locked warehouse, unreadable pipeline.
     """
     out, err = out or sys.stdout, err or sys.stderr
-    base = Path(root).resolve() if root is not None else config.project_root()
+    base = Path(project.root).resolve()
     pipe = pipeline or load_pipeline(base)
     jobs = request.jobs if request.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
@@ -580,30 +537,24 @@ def execute(
         raise ParameterError(f"--retries must be 0 or more, got {request.retries}")
 
     # 1-2. parameters and plan
-    plan = _make_plan(request, pipe, base, err)
-    warehouse = config.warehouse_location() if os.environ.get("RIDELAKE_WAREHOUSE") else str(base / "warehouse")
+    plan = _make_plan(request, pipe, project, err)
+    warehouse = project.warehouse()
     if request.dry_run:
         try:
-            _check_source(plan.first)
+            project.check_params({n.key: n.params for n in plan.first})
         except ParameterError as exc:
             err.write(f"warning: {exc}\n")
         staged = [(plan.stages[0], plan.first)] + [(st, plan_stage(pipe, st, plan.params)) for st in plan.stages[1:]]
-        predicted = _predict(pipe, staged, request, base, warehouse, snapshots)
-        shown = _print_plan(out, pipe, staged, plan.params, jobs, predicted)
+        predicted = _predict(pipe, staged, request, project)
+        shown = _print_plan(out, pipe, staged, plan.params, jobs, project.partition_param, predicted)
         if plan.from_run:
             out.write(f"(rerunning what failed or was skipped in run {plan.from_run})\n")
         return RunResult(EXIT_OK, manifest=shown)
-    _check_source(plan.first)
+    project.check_params({n.key: n.params for n in plan.first})
 
     # 3. engine, lock, catalog
     if engine is None and executor is None:
-        from ridelake.core.engine import PapermillEngine
-
         engine = PapermillEngine()
-        if bootstrap is None:
-            from ridelake.tables import catalog
-
-            bootstrap = catalog.bootstrap
     run_id = new_run_id()
     lock = WarehouseLock(lock_path(warehouse, base), run_id, warehouse=warehouse)
     lock.acquire(wait=request.wait)
@@ -614,9 +565,8 @@ def execute(
     try:
         if lock.broke:
             err.write(f"note: {lock.broke}\n")
-        if bootstrap is not None:
-            bootstrap()
-        fresh = _up_to_date(pipe, base, warehouse, snapshots, run_id, force=request.force)
+        project.bootstrap()
+        fresh = _up_to_date(pipe, project, run_id, force=request.force)
         # 4-5. run folder, stages, record
         record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse))
         _add(record, {}, plan.first)
@@ -626,7 +576,7 @@ def execute(
                   f" -> {record.data['run_folder']}\n")
         progress = Progress(err, live=live, max_attempts=request.retries + 1)
         progress.start()
-        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, warehouse, fresh)
+        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, project, fresh)
         if fresh.save_error:
             err.write(f"note: could not record which notebooks are up-to-date ({fresh.save_error}); "
                       "the next run will rerun them\n")
@@ -655,24 +605,22 @@ def execute(
     return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
 
 
-def _up_to_date(pipe: Pipeline, root: Path, warehouse: str, snapshots: SnapshotSource | None, run_id: str,
-                force: bool = False) -> UpToDate:
-    """The up-to-date check on this warehouse's state, reading snapshots from ``snapshots`` (default
-    the warehouse's catalog)."""
-    return UpToDate(pipe, StateStore(state_path(warehouse, root), warehouse),
-                    snapshots or CatalogSnapshots(warehouse, os.environ.get("RIDELAKE_CATALOG_URI")),
-                    run_id, force=force)
+def _up_to_date(pipe: Pipeline, project: Project, run_id: str, force: bool = False) -> UpToDate:
+    """The up-to-date check on the project's warehouse state and table versions."""
+    warehouse = project.warehouse()
+    return UpToDate(pipe, StateStore(state_path(warehouse, project.root), warehouse), project.snapshots(),
+                    run_id, force=force, file_params=project.file_params)
 
 
-def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], request: RunRequest, root: Path,
-             warehouse: str, snapshots: SnapshotSource | None) -> dict[str, Any] | None:
+def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], request: RunRequest,
+             project: Project) -> dict[str, Any] | None:
     """For a dry run: which planned executions would run and which are up-to-date (None when it
     cannot be told: ``--force``, or the state or catalog cannot be read). Later stages count as
     running after an earlier stage that runs anything."""
     if request.force:
         return None
     try:
-        fresh = _up_to_date(pipe, root, warehouse, snapshots, "dry-run")
+        fresh = _up_to_date(pipe, project, "dry-run")
         out: dict[str, Any] = {}
         for _, nodes in staged:
             fresh.add(nodes)
@@ -685,32 +633,12 @@ def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], 
         return None
 
 
-def _moved_bookings(params: Mapping[str, Any], warehouse: str) -> bool:
-    """True when the delivery re-delivers bookings whose silver row sits in another month."""
-    from ridelake.tables.source import moved_bookings
-
-    try:
-        return bool(moved_bookings(params.get("source_file") or "", params["extraction_date"],
-                                   params.get("extraction_month"), warehouse))
-    except Exception:  # cannot tell: the safe choice is a whole rebuild
-        return True
-
-
-def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], warehouse: str,
+def _later_stage(pipe: Pipeline, stage: Stage, params: Mapping[str, Any], project: Project,
                  err: TextIO) -> list[PlannedNode]:
     months = None
     if stage.per_month:
-        months = delivery_months(params.get("source_file") or "", params["extraction_date"],
-                                 params.get("extraction_month"), warehouse)
-        if months is None:
-            err.write("note: the months of the delivery are unknown (no staging record); "
-                      "the silver facts rebuild every month once\n")
-        elif len(months) > stage.max_months:
-            err.write(f"delivery touched {len(months)} months (more than {stage.max_months}): "
-                      "the silver facts rebuild every month once\n")
-        elif _moved_bookings(params, warehouse):
-            err.write("the delivery moves bookings to another month: the silver facts rebuild every month once\n")
-            months = None
-        else:
-            err.write(f"delivery touched {len(months)} month(s): {', '.join(months) or 'none'}\n")
-    return plan_stage(pipe, stage, params, months)
+        parts = project.partitions(params, stage.max_months)
+        if parts.note:
+            err.write(parts.note + "\n")
+        months = parts.values
+    return plan_stage(pipe, stage, params, months, project.partition_param)

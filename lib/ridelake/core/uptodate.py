@@ -8,19 +8,20 @@ is seen. ``--force`` runs everything selected (and still records what ran).
 
 **The fingerprint** (:class:`Fingerprint`) of an execution, compared with the one recorded:
 
-- ``notebook``: sha256 of the notebook's cells as they matter to a run: cell type, source and
-  tags of every cell (outputs, execution counts, ids and metadata noise are ignored, so running a
-  notebook in JupyterLab and saving it changes nothing; editing a markdown cell does count);
-- ``lib``: sha256 of every ``*.py`` under the imported ``ridelake`` package (``lib/ridelake``),
-  path and content, computed once per run;
-- ``params``: :func:`ridelake.core.runner.params_hash` of the values the notebook receives (the same
-  value the kernel gets as ``RIDELAKE_PARAMS_HASH``);
-- ``source``: for a notebook that receives ``source_file``: the file's resolved path, size and
-  ``mtime_ns`` (a replaced delivery reruns prepare and bronze); an object-store URL cannot be
-  checked and always runs;
+- ``notebook``: sha256 of the notebook's code cells, source and tags
+  (:func:`ridelake.core.codehash.notebook_hash`: markdown, outputs, execution counts and metadata
+  do not count, so fixing a typo in prose or saving an executed notebook changes nothing);
+- ``lib``: sha256 of the package modules the notebook imports, transitively
+  (:class:`ridelake.core.codehash.ModuleGraph`): editing a gold transform reruns the gold
+  notebooks only, editing the report or the CLI reruns nothing;
+- ``params``: :func:`params_hash` of the values the notebook receives (the same value the kernel
+  gets as ``RIDELAKE_PARAMS_HASH``);
+- ``source``: for each parameter the project names as a file (``source_file``): the file's
+  resolved path, size and ``mtime_ns`` (a replaced delivery reruns prepare and bronze); an
+  object-store URL cannot be checked and always runs;
 - ``reads``: the current snapshot id of every Iceberg table it declares in ``pipeline.yaml``
-  (and of any other table its last run's receipts show it read). A dataset that is not an Iceberg
-  table (``staging.delivery``) is versioned by the run that last produced it: the recorded entry
+  (and of any other table its last run's receipts show it read). A hand-off dataset (pipeline.yaml's
+  ``handoffs``, e.g. ``staging.delivery``) is versioned by the run that last produced it: the recorded entry
   of its writer notebook, so the bronze notebooks rerun whenever ``bronze/prepare`` ran.
 
 **And its own tables** must still be at the snapshots it produced: every table its receipts show
@@ -42,12 +43,12 @@ snapshot, so its writer reruns (unless it is back at the very snapshot that writ
 its readers rerun; dependencies outside ``lib/ridelake`` (installed packages) are not part of the
 fingerprint: use ``--force`` after upgrading them.
 
-**Current snapshot ids** come from :class:`CatalogSnapshots`, which opens the warehouse's SQL
-catalog in the runner process and loads each table's metadata afresh on every check (it never
-creates the catalog or a table).
+**Current snapshot ids** come from the project's
+:class:`~ridelake.core.project.SnapshotSource` (for ride bookings, the warehouse's catalog, read
+afresh on every check).
 
 Example:
-    >>> fresh = UpToDate(pipeline, StateStore(state_path(wh, root)), CatalogSnapshots(wh), run_id)  # doctest: +SKIP
+    >>> fresh = UpToDate(pipeline, StateStore(state_path(wh, root)), project.snapshots(), run_id)  # doctest: +SKIP
     >>> fresh.add(planned_nodes); fresh.should_run("silver/customer")                             # doctest: +SKIP
     False
 """
@@ -59,105 +60,49 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from ridelake.core.dag import NotebookSpec, Pipeline, is_iceberg
-from ridelake.core.manifest import iso, write_atomic
-from ridelake.core.scheduler import FAILED, SUCCEEDED, Listener, NodeState
+from ridelake.core.codehash import ModuleGraph, notebook_hash
+from ridelake.core.dag import NotebookSpec, Pipeline
+from ridelake.core.files import iso, write_atomic
+from ridelake.core.project import SnapshotSource, file_identity
+from ridelake.core.protocol import Status
+from ridelake.core.scheduler import Listener, NodeState
 
 __all__ = [
     "STATE_VERSION",
     "LIB_DIR",
-    "is_iceberg",
-    "notebook_hash",
-    "lib_hash",
-    "source_identity",
+    "params_hash",
     "state_path",
-    "SnapshotSource",
-    "CatalogSnapshots",
     "Fingerprint",
     "Decision",
     "StateStore",
     "UpToDate",
 ]
 
-STATE_VERSION = 1
+#: 2: the code part covers the imported modules only; markdown no longer counts.
+STATE_VERSION = 2
 #: The package whose sources make the ``lib`` part of every fingerprint.
 LIB_DIR = Path(__file__).resolve().parents[1]
 #: A recorded read that can never match: the table moved while the notebook ran.
 _UNSTABLE = "changed-while-running"
 
 
-def notebook_hash(path: str | Path) -> str:
-    """sha256 of a notebook's cell types, sources and tags (outputs and metadata ignored).
-
-    Args:
-        path: the ``.ipynb`` file.
-
-    Returns:
-        The hex digest; for a file that is not a readable notebook, the digest of its raw bytes
-        (or of the error), so it never matches a good one.
-    """
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        return hashlib.sha256(f"unreadable: {exc}".encode()).hexdigest()
-    try:
-        nb = json.loads(raw)
-        cells = []
-        for cell in nb.get("cells", []):
-            source = cell.get("source", "")
-            text = "".join(source) if isinstance(source, list) else str(source)
-            tags = sorted((cell.get("metadata") or {}).get("tags") or [])
-            cells.append([cell.get("cell_type"), text, tags])
-    except (ValueError, AttributeError, TypeError):
-        return hashlib.sha256(raw).hexdigest()
-    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def lib_hash(directory: str | Path | None = None) -> str:
-    """sha256 of every ``*.py`` file under a folder (relative path and content, sorted).
-
-    Args:
-        directory: default :data:`LIB_DIR`, the imported ``ridelake`` package.
-
-    Returns:
-        The hex digest.
-    """
-    base = Path(directory) if directory is not None else LIB_DIR
-    digest = hashlib.sha256()
-    for file in sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts):
-        digest.update(file.relative_to(base).as_posix().encode("utf-8") + b"\0")
-        try:
-            digest.update(file.read_bytes())
-        except OSError:
-            digest.update(b"<unreadable>")
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def source_identity(value: Any) -> dict[str, Any] | None:
-    """The identity of a delivery file: resolved path, size and ``mtime_ns``.
-
-    Args:
-        value: the ``source_file`` parameter.
-
-    Returns:
-        The identity, ``{"path": ..., "missing": True}`` for a missing file, or None for an
-        object-store URL (it cannot be checked cheaply, so the notebook always runs).
-    """
-    if value is None:
-        return {"path": None}
-    text = str(value)
-    if "://" in text and not text.startswith("file://"):
+def _files_identity(files: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The identities of a notebook's file parameters: one file gives its identity (as recorded
+    by earlier versions), none ``{"path": None}``, several a name -> identity map; None when any
+    cannot be checked."""
+    idents = {name: file_identity(value) for name, value in files.items()}
+    if any(v is None for v in idents.values()):
         return None
-    path = Path(text[len("file://"):] if text.startswith("file://") else text).expanduser().resolve()
-    try:
-        st = path.stat()
-    except OSError:
-        return {"path": str(path), "missing": True}
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if not idents:
+        return {"path": None}
+    return next(iter(idents.values())) if len(idents) == 1 else idents
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """sha256 of the sorted JSON of the parameters a notebook receives."""
+    return hashlib.sha256(json.dumps(dict(params), sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 def state_path(warehouse: str, root: str | Path) -> Path:
@@ -175,56 +120,6 @@ def state_path(warehouse: str, root: str | Path) -> Path:
         return Path(warehouse) / "_ridelake" / "state.json"
     digest = hashlib.sha256(warehouse.encode("utf-8")).hexdigest()[:16]
     return Path(root) / "outputs" / "state" / f"{digest}.json"
-
-
-class SnapshotSource(Protocol):
-    """Where the current snapshot ids of tables come from."""
-
-    def current(self, tables: Iterable[str]) -> dict[str, int | None]:
-        """Return table -> its current snapshot id (None: absent or never written)."""
-        ...
-
-
-class CatalogSnapshots:
-    """Current snapshot ids read from the warehouse's SQL catalog, fresh on every call.
-
-    The catalog is the one the kernels use: ``RIDELAKE_CATALOG_URI`` when given, else SQLite at
-    ``<warehouse>/catalog.db``. A catalog file that does not exist yet is not created (every
-    table is then absent); an absent table is None, never created.
-
-    Args:
-        warehouse: the warehouse folder or URL.
-        catalog_uri: the SQLAlchemy URL (default from ``warehouse``).
-    """
-
-    def __init__(self, warehouse: str, catalog_uri: str | None = None) -> None:
-        self.warehouse = warehouse
-        self.uri = catalog_uri
-
-    def _open(self) -> Any:
-        from ridelake.tables import catalog
-
-        if not catalog.exists(self.warehouse, self.uri):
-            return None
-        # the catalog object holds a connection pool only; every load_table reads fresh metadata
-        return catalog.get_catalog(self.warehouse, self.uri)
-
-    def current(self, tables: Iterable[str]) -> dict[str, int | None]:
-        """See :meth:`SnapshotSource.current`."""
-        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-
-        names = list(dict.fromkeys(tables))
-        cat = self._open()
-        if cat is None:
-            return dict.fromkeys(names)
-        out: dict[str, int | None] = {}
-        for name in names:
-            try:
-                snap = cat.load_table(name).current_snapshot()
-            except (NoSuchTableError, NoSuchNamespaceError):
-                snap = None
-            out[name] = snap.snapshot_id if snap is not None else None
-        return out
 
 
 @dataclass(frozen=True)
@@ -298,17 +193,20 @@ class UpToDate(Listener):
         snapshots: where current snapshot ids come from.
         run_id: the run (recorded with each success).
         force: run everything (decisions say ``forced``), still recording successes.
-        lib: the ``lib`` hash (default :func:`lib_hash`, computed now, once).
+        file_params: parameters whose value names a file (its identity is fingerprinted).
+        modules: the package's import graph (default :data:`LIB_DIR`, read once per run).
     """
 
     def __init__(self, pipeline: Pipeline, store: StateStore, snapshots: SnapshotSource, run_id: str,
-                 *, force: bool = False, lib: str | None = None) -> None:
+                 *, force: bool = False, file_params: Sequence[str] = (),
+                 modules: ModuleGraph | None = None) -> None:
         self.pipeline = pipeline
         self.store = store
         self.snapshots = snapshots
         self.run_id = run_id
         self.force = force
-        self.lib = lib if lib is not None else lib_hash()
+        self.file_params = tuple(file_params)
+        self.modules = modules if modules is not None else ModuleGraph(LIB_DIR)
         self.nodes: dict[str, tuple[NotebookSpec, dict[str, Any]]] = {}
         self.decisions: dict[str, Decision] = {}
         self.save_error: str | None = None
@@ -330,18 +228,18 @@ class UpToDate(Listener):
             key: the scheduler key.
             extra_reads: more tables to include in ``reads`` (those the last run read undeclared).
         """
-        from ridelake.core.runner import params_hash
-
         spec, params = self.nodes[key]
         own = set(spec.writes)  # a notebook reading its own table is checked by its writes
-        tables = [d for d in spec.reads if is_iceberg(d) and d not in own]
+        tables = [d for d in spec.reads if self.pipeline.is_table(d) and d not in own]
         tables += [t for t in extra_reads if t not in tables and t not in own]
         reads: dict[str, Any] = dict(self.snapshots.current(tables)) if tables else {}
         for ds in spec.reads:
-            if not is_iceberg(ds):
+            if not self.pipeline.is_table(ds):
                 reads[ds] = self._dataset_version(ds)
-        source = source_identity(params.get("source_file")) if "source_file" in params else {"path": None}
-        return Fingerprint(notebook_hash(spec.path), self.lib, params_hash(params), source, reads)
+        files = [name for name in self.file_params if name in params]
+        source = _files_identity({name: params[name] for name in files})
+        code = self.modules.digest(self.modules.notebook_modules(spec.path))
+        return Fingerprint(notebook_hash(spec.path), code, params_hash(params), source, reads)
 
     def _dataset_version(self, dataset: str) -> str | None:
         """A non-Iceberg dataset's version: the run and key of its writers' recorded executions."""
@@ -369,7 +267,7 @@ class UpToDate(Listener):
     def _evaluate(self, key: str) -> Decision:
         spec, _ = self.nodes[key]
         entry = self.store.entries.get(key)
-        extra = [t for t in (entry or {}).get("reads", {}) if is_iceberg(t)]
+        extra = [t for t in (entry or {}).get("reads", {}) if self.pipeline.is_table(t)]
         fp = self.fingerprint(key, extra)
         if self.force:
             return Decision(True, "forced", fingerprint=fp)
@@ -392,7 +290,7 @@ class UpToDate(Listener):
                 return Decision(True, f"{table} changed", fingerprint=fp)
         wrote = entry.get("writes") or {}
         for table in spec.writes:
-            if is_iceberg(table) and table not in wrote:
+            if self.pipeline.is_table(table) and table not in wrote:
                 return Decision(True, f"no record of writing {table}", fingerprint=fp)
         current = self.snapshots.current(wrote) if wrote else {}
         for table, snap in wrote.items():
@@ -439,7 +337,7 @@ class UpToDate(Listener):
 
     def on_finish(self, state: NodeState) -> None:
         """Record a success (its fingerprint, reads and writes); forget a failure."""
-        if state.status == SUCCEEDED and state.key in self.decisions and state.key in self.nodes:
+        if state.status == Status.SUCCEEDED and state.key in self.decisions and state.key in self.nodes:
             try:
                 entry = self._entry(state)
             except Exception:  # an odd receipt: no entry, so it simply runs next time
@@ -449,7 +347,7 @@ class UpToDate(Listener):
                 for other in [k for k, e in self.store.entries.items() if e.get("notebook") == name]:
                     self.store.entries.pop(other)  # its table moved on: it can never be up-to-date
                 self.store.entries[state.key] = entry
-        elif state.status == FAILED:
+        elif state.status == Status.FAILED:
             self.store.entries.pop(state.key, None)
         self._save()
 

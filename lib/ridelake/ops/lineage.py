@@ -44,10 +44,8 @@ __all__ = [
     "register",
 ]
 
-PROP_RUN_ID = "ridelake.run-id"
-PROP_NOTEBOOK = "ridelake.notebook"
-PROP_PARAMS_HASH = "ridelake.params-hash"
-PROP_TABLE = "ridelake.table"
+PROP_RUN_ID, PROP_NOTEBOOK, PROP_PARAMS_HASH, PROP_TABLE = (
+    config.PROP_RUN_ID, config.PROP_NOTEBOOK, config.PROP_PARAMS_HASH, config.PROP_TABLE)
 
 #: The columns of :func:`history`, in order.
 HISTORY_COLUMNS = (

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote, urlparse
 
+from ridelake.core.project import project_root
 from ridelake.tables import config
 from ridelake.errors import CatalogError, ParameterError
 from ridelake.ops.lineage import (
@@ -121,7 +122,7 @@ def _total(snap: Any) -> int | None:
 def _lock(run_id: str, warehouse: str) -> Any:
     from ridelake.core.lock import WarehouseLock, lock_path
 
-    lock = WarehouseLock(lock_path(warehouse), run_id, warehouse=warehouse)
+    lock = WarehouseLock(lock_path(warehouse, project_root()), run_id, warehouse=warehouse)
     lock.acquire(wait=0.0)  # LockError naming the holder when a run is active
     return lock
 

@@ -18,12 +18,14 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from ridelake.core.protocol import ENV
 from ridelake.tables import config
 from ridelake.errors import CatalogError
 from ridelake.tables.schemas import NAMESPACES, TABLES, TableSpec, table_spec
 
 __all__ = [
     "RECEIPT_ENV",
+    "check_declared",
     "WriteResult",
     "exists",
     "get_catalog",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 #: Environment variable naming a JSON-lines file where reads and writes are recorded.
-RECEIPT_ENV = "RIDELAKE_RECEIPT_FILE"
+RECEIPT_ENV = ENV.RECEIPT_FILE
 
 _lock = threading.Lock()
 _catalogs: dict[tuple[str, str], Any] = {}
@@ -181,6 +183,28 @@ def load_table(identifier: str) -> Any:
         return cat.load_table(identifier)
 
 
+def check_declared(identifier: str, op: str = "read") -> None:
+    """Refuse a read or write that ``notebooks/pipeline.yaml`` does not declare for the running
+    notebook (the runner passes the declarations; outside a run nothing is checked). A notebook
+    may read the tables it writes.
+
+    Raises:
+        CatalogError: naming the notebook, the table and what it declares.
+    """
+    reads, writes = os.environ.get(ENV.READS), os.environ.get(ENV.WRITES)
+    if reads is None and writes is None:
+        return
+    declared_writes = {d for d in (writes or "").split(",") if d}
+    allowed = declared_writes | ({d for d in (reads or "").split(",") if d} if op == "read" else set())
+    if identifier not in allowed:
+        notebook = os.environ.get(ENV.NOTEBOOK, "this notebook")
+        verb, key = ("reads", "reads") if op == "read" else ("writes", "writes")
+        raise CatalogError(
+            f"{notebook} {verb} {identifier}, which notebooks/pipeline.yaml does not declare "
+            f"(its {key}: {', '.join(sorted(allowed)) or 'none'}); add it there so the runner orders it correctly"
+        )
+
+
 def snapshot_id(identifier: str) -> int | None:
     """The table's current snapshot id (None for a table never written)."""
     snap = load_table(identifier).current_snapshot()
@@ -243,6 +267,7 @@ def read_table(
     """
     from pyiceberg.expressions import AlwaysTrue
 
+    check_declared(identifier, "read")
     table = load_table(identifier)
     snap = table.current_snapshot()
     spec = table_spec(identifier)
@@ -320,7 +345,7 @@ def write_table(
     table = load_table(identifier)
     data = to_arrow(identifier, frame)
     before = table.current_snapshot()
-    props = {"ridelake.table": identifier, **config.run_context()}
+    props = {config.PROP_TABLE: identifier, **config.run_context()}
     if replace_all or overwrite_filter is not None:
         flt = AlwaysTrue() if replace_all else overwrite_filter
         with warnings.catch_warnings():

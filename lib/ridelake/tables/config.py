@@ -18,10 +18,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ridelake.core.project import project_root
+from ridelake.core.protocol import ENV
 from ridelake.errors import ConfigError, ParameterError
 
 __all__ = [
     "CATALOG_NAME",
+    "PROP_RUN_ID",
+    "PROP_NOTEBOOK",
+    "PROP_PARAMS_HASH",
+    "PROP_TABLE",
     "PARAMETER_NAMES",
     "RunParams",
     "project_root",
@@ -39,34 +45,14 @@ __all__ = [
 ]
 
 CATALOG_NAME = "ridelake"
+#: Snapshot properties every write carries (``history`` and ``rollback`` read them).
+PROP_RUN_ID, PROP_NOTEBOOK, PROP_PARAMS_HASH, PROP_TABLE = (
+    "ridelake.run-id", "ridelake.notebook", "ridelake.params-hash", "ridelake.table")
 #: The run parameters of CONTRACT §7, with these exact names everywhere.
 PARAMETER_NAMES = ("source_file", "extraction_date", "extraction_month", "target_date")
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_MARKER = Path("notebooks") / "pipeline.yaml"
-
-
-def project_root() -> Path:
-    """Find the project root.
-
-    Returns:
-        ``RIDELAKE_HOME`` when set, else the nearest folder at or above the working directory
-        that holds ``notebooks/pipeline.yaml``, else the checkout this package was installed from.
-    """
-    env = os.environ.get("RIDELAKE_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / _MARKER).is_file():
-            return folder
-    checkout = Path(__file__).resolve().parents[3]
-    if (checkout / _MARKER).is_file():
-        return checkout
-    raise ConfigError(
-        "cannot find the ridelake project root: set RIDELAKE_HOME or run inside the checkout"
-    )
 
 
 def warehouse_location() -> str:
@@ -290,9 +276,5 @@ def run_context() -> dict[str, str]:
         ``{"ridelake.run-id": ..., "ridelake.notebook": ..., "ridelake.params-hash": ...}`` for the
         variables that are set.
     """
-    keys = {
-        "RIDELAKE_RUN_ID": "ridelake.run-id",
-        "RIDELAKE_NOTEBOOK": "ridelake.notebook",
-        "RIDELAKE_PARAMS_HASH": "ridelake.params-hash",
-    }
+    keys = {ENV.RUN_ID: PROP_RUN_ID, ENV.NOTEBOOK: PROP_NOTEBOOK, ENV.PARAMS_HASH: PROP_PARAMS_HASH}
     return {prop: os.environ[var] for var, prop in keys.items() if os.environ.get(var)}

@@ -1,0 +1,156 @@
+"""The ride-bookings project as the core sees it: :class:`RideBookings` implements
+:class:`ridelake.core.project.Project`.
+
+It answers the core's questions from this package: where the warehouse and catalog are, how to
+bootstrap them, which snapshot each table is at, how run parameters are validated (the contract's
+four names, ``docs/contract.md`` §7), and which booking months a delivery touched (so that
+``incremental`` runs the silver facts once per month).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+from ridelake.core.project import Partitions, SnapshotSource, project_root
+from ridelake.errors import ParameterError
+from ridelake.tables import catalog, config, source
+
+__all__ = ["RideBookings", "CatalogSnapshots"]
+
+
+class CatalogSnapshots:
+    """Current snapshot ids read from the warehouse's SQL catalog, fresh on every call.
+
+    The catalog is the one the kernels use. A catalog file that does not exist yet is not created
+    (every table is then absent); an absent table is None, never created.
+
+    Args:
+        warehouse: the warehouse folder or URL.
+        catalog_uri: the SQLAlchemy URL (default from ``warehouse``).
+    """
+
+    def __init__(self, warehouse: str, catalog_uri: str | None = None) -> None:
+        self.warehouse = warehouse
+        self.uri = catalog_uri
+
+    def current(self, tables: Iterable[str]) -> dict[str, int | None]:
+        """See :meth:`ridelake.core.project.SnapshotSource.current`."""
+        names = list(dict.fromkeys(tables))
+        if not catalog.exists(self.warehouse, self.uri):
+            return dict.fromkeys(names)
+        # the catalog object holds a connection pool only; every load_table reads fresh metadata
+        cat = catalog.get_catalog(self.warehouse, self.uri)
+        out: dict[str, int | None] = {}
+        for name in names:
+            try:
+                snap = cat.load_table(name).current_snapshot()
+            except (NoSuchTableError, NoSuchNamespaceError):
+                snap = None
+            out[name] = snap.snapshot_id if snap is not None else None
+        return out
+
+
+def _absolute_source(value: Any, root: Path, from_command_line: bool) -> Any:
+    """Make ``source_file`` absolute: a ``-p`` value is looked up in the working directory first,
+    then under the project root; a value from a parameters file is relative to the project root."""
+    if value is None or "://" in str(value):
+        return value
+    path = Path(str(value)).expanduser()
+    if path.is_absolute():
+        return str(path)
+    here = Path.cwd() / path
+    return str(here.resolve() if from_command_line and here.exists() else (root / path).resolve())
+
+
+@dataclass
+class RideBookings:
+    """The ride-bookings pipeline (see the module doc).
+
+    Attributes:
+        root: the project root (default :func:`ridelake.core.project.project_root`).
+        snapshot_source: where table versions are read (default the warehouse's catalog).
+    """
+
+    root: Path = field(default_factory=project_root)
+    snapshot_source: SnapshotSource | None = None
+    partition_param: str = "extraction_month"
+    file_params: tuple[str, ...] = ("source_file",)
+
+    def warehouse(self) -> str:
+        """``RIDELAKE_WAREHOUSE`` when set, else ``<root>/warehouse``."""
+        if os.environ.get("RIDELAKE_WAREHOUSE"):
+            return config.warehouse_location()
+        return str(Path(self.root) / "warehouse")
+
+    def kernel_env(self) -> dict[str, str]:
+        """The warehouse and catalog the kernels must use (only what the user set)."""
+        env: dict[str, str] = {}
+        if os.environ.get("RIDELAKE_WAREHOUSE"):
+            env["RIDELAKE_WAREHOUSE"] = self.warehouse()
+        if os.environ.get("RIDELAKE_CATALOG_URI"):
+            env["RIDELAKE_CATALOG_URI"] = os.environ["RIDELAKE_CATALOG_URI"]
+        return env
+
+    def bootstrap(self) -> None:
+        """Create the catalog, namespaces and tables before a parallel wave."""
+        catalog.bootstrap()
+
+    def snapshots(self) -> SnapshotSource:
+        """See :class:`CatalogSnapshots`."""
+        return self.snapshot_source or CatalogSnapshots(self.warehouse(), os.environ.get("RIDELAKE_CATALOG_URI"))
+
+    def resolve_params(self, params: Mapping[str, Any], overrides: Mapping[str, Any],
+                       today: dt.date | None = None) -> dict[str, Any]:
+        """Contract names are validated (dates, months); ``extraction_date: null`` becomes today
+        (UTC); ``source_file`` becomes absolute. Other names pass through as given."""
+        out = dict(params)
+        known = {k: v for k, v in overrides.items() if k in config.PARAMETER_NAMES}
+        out.update(config.validate_params(known))
+        out.update({k: v for k, v in overrides.items() if k not in config.PARAMETER_NAMES})
+        if out.get("extraction_date") is None:
+            out["extraction_date"] = (today or config.today_utc()).isoformat()
+        if out.get("source_file") is not None:
+            out["source_file"] = _absolute_source(out["source_file"], Path(self.root), "source_file" in known)
+        return out
+
+    def check_params(self, params_by_key: Mapping[str, Mapping[str, Any]]) -> None:
+        """A delivery file every notebook that receives it can read; else the make hint."""
+        users = [k for k, p in params_by_key.items() if p.get("source_file")]
+        paths = sorted({str(p["source_file"]) for p in params_by_key.values() if p.get("source_file")})
+        for path in paths:
+            if "://" in path:
+                continue
+            if not Path(path).exists():
+                raise ParameterError(
+                    f"source_file {path} does not exist (needed by {', '.join(users[:3])}"
+                    f"{'...' if len(users) > 3 else ''}); generate one with `make data` or pass -p source_file=PATH"
+                )
+            if Path(path).is_dir():
+                raise ParameterError(f"source_file {path} is a directory, not a delivery file")
+
+    def partitions(self, params: Mapping[str, Any], max_partitions: int) -> Partitions:
+        """The booking months the delivery touched; whole when unknown, too many, or when the
+        delivery moves bookings to another month (month rebuilds cannot move them consistently)."""
+        args = (params.get("source_file") or "", params["extraction_date"], params.get("extraction_month"),
+                self.warehouse())
+        months = source.staged_months(*args)
+        if months is None:
+            return Partitions(None, "note: the months of the delivery are unknown (no staging record); "
+                                    "the silver facts rebuild every month once")
+        if len(months) > max_partitions:
+            return Partitions(None, f"delivery touched {len(months)} months (more than {max_partitions}): "
+                                    "the silver facts rebuild every month once")
+        try:
+            moved = bool(source.moved_bookings(*args))
+        except Exception:  # cannot tell: the safe choice is a whole rebuild
+            moved = True
+        if moved:
+            return Partitions(None, "the delivery moves bookings to another month: "
+                                    "the silver facts rebuild every month once")
+        return Partitions(tuple(months), f"delivery touched {len(months)} month(s): {', '.join(months) or 'none'}")
