@@ -1,0 +1,423 @@
+"""The default engine: one warm kernel per worker, reused for notebook after notebook.
+
+A fresh kernel costs a process start and fresh imports of pandas, pyarrow, pyiceberg and
+matplotlib for every notebook. :class:`WarmEngine` starts its kernels at construction, in the
+background (the runner builds it before it makes the plan), imports the heavy modules in each once
+(:func:`notebook_imports` finds what the pipeline's notebooks import), and then runs notebook
+after notebook in them:
+
+- **The document is papermill's.** Each attempt goes through ``papermill.execute_notebook``
+  itself (parameters injected by papermill, its metadata, its error banner on failure), on a
+  papermill engine (:data:`PAPERMILL_ENGINE`) that hands nbclient the already-running kernel
+  instead of starting one. Execution counts start at 1 in every notebook.
+- **Between notebooks the kernel is put back as fresh** (:mod:`ridelake.core.engines.kernelside`):
+  user variables and module aliases, figures and rcParams, pandas options, warning filters,
+  working directory and environment; ``sys.argv`` is left alone. Then a clean-state check; a
+  kernel failing it is killed and replaced before the next notebook.
+- **A kernel that died or hung is replaced.** A notebook whose kernel died, or whose cell ran past
+  ``execution_timeout``, fails with a retryable outcome, and its kernel is killed and replaced
+  (the scheduler retries the attempt on a good kernel).
+
+Each kernel is owned by one thread (its asyncio loop and ZeroMQ sockets never change threads);
+:meth:`WarmEngine.execute`, called from the executor's threads, borrows an idle kernel and waits.
+The kernel process's own output (ipykernel's log lines) goes to the attempt's ``log_path``.
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import json
+import os
+import queue
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Sequence, TypeVar
+
+from ridelake.core.engines.base import (
+    KERNEL_NAME,
+    Outcome,
+    Task,
+    check_kernel as _check_kernel,
+    kernel_manager_class,
+    papermill_failure,
+    prepare_task,
+    read_receipts,
+    short_tmp,
+    stamp_notebook,
+)
+from ridelake.errors import ExecutionError
+
+__all__ = ["DEFAULT_PRELOAD", "PAPERMILL_ENGINE", "KernelProblem", "WarmEngine", "notebook_imports"]
+
+#: Imported in every warm kernel at start (on top of what the notebooks import).
+DEFAULT_PRELOAD = ("pandas", "pyarrow", "pyarrow.parquet", "pyiceberg.catalog.sql", "pyiceberg.table",
+                   "matplotlib", "matplotlib.pyplot", "IPython.display")
+#: The papermill engine name under which the warm kernels run notebooks.
+PAPERMILL_ENGINE = "ridelake-warm"
+_KERNELSIDE = '__import__("ridelake.core.engines.kernelside", fromlist=["_"])'
+T = TypeVar("T")
+
+
+class KernelProblem(ExecutionError):
+    """A warm kernel did not start, died, hung, or is not clean; it is replaced."""
+
+
+def notebook_imports(paths: Iterable[Path]) -> list[str]:
+    """The modules the notebooks import at top level, in first-seen order (for the warm-up).
+
+    Reads the code cells (IPython magics and shell lines skipped; a cell that does not parse is
+    skipped). ``from a.b import c`` yields ``a.b`` and ``a.b.c`` (the warm-up skips a name that is
+    not a module).
+
+    Args:
+        paths: notebook files (an unreadable one is skipped).
+
+    Returns:
+        Dotted module names.
+    """
+    seen: dict[str, None] = {}
+    for path in paths:
+        try:
+            cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+        except (OSError, ValueError):
+            continue
+        for cell in cells:
+            if cell.get("cell_type") != "code":
+                continue
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else source
+            lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+            try:
+                tree = ast.parse("\n".join(lines))
+            except SyntaxError:
+                continue
+            for node in tree.body:
+                if isinstance(node, ast.Import):
+                    seen.update((a.name, None) for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    seen[node.module] = None
+                    seen.update((f"{node.module}.{a.name}", None) for a in node.names if a.name != "*")
+    return list(seen)
+
+
+def _papermill() -> Any:
+    """papermill, with :data:`PAPERMILL_ENGINE` registered (imported on a kernel's thread: heavy)."""
+    import papermill
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+
+    class WarmNBClientEngine(NBClientEngine):
+        """papermill's nbclient engine, on a kernel that is already running (``km``, ``kc``)."""
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, km: Any = None, kc: Any = None,
+                                     log_output: bool = False, start_timeout: float = 60,
+                                     execution_timeout: float | None = None, **kwargs: Any) -> Any:
+            client = PapermillNotebookClient(
+                nb_man, km=km, kernel_name=kernel_name, timeout=execution_timeout, startup_timeout=start_timeout,
+                log=logger, log_output=log_output, stdout_file=kwargs.get("stdout_file"),
+                stderr_file=kwargs.get("stderr_file"),
+            )
+            client.kc = kc  # nbclient keeps a kernel it does not own alive, and reuses this client
+            return client.execute()
+
+    papermill_engines.register(PAPERMILL_ENGINE, WarmNBClientEngine)
+    return papermill
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine on this thread's event loop (the one the kernel's sockets live on)."""
+    from jupyter_core.utils import ensure_event_loop  # loaded with jupyter_client
+
+    return ensure_event_loop().run_until_complete(coro)
+
+
+class _Kernel:
+    """One warm kernel, owned by one thread: start, run a notebook, reset, kill, replace."""
+
+    def __init__(self, index: int, engine: "WarmEngine") -> None:
+        self.index = index
+        self.engine = engine
+        self.km: Any = None
+        self.kc: Any = None
+        self.pid: int | None = None
+        self.started = 0  # kernels started in this slot
+        self.notebooks = 0  # notebooks run on the current kernel
+        self._ipc_dir: str | None = None
+        self._log: IO[bytes] | None = None
+        self._log_path: Path | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ridelake-kernel-{index}")
+
+    # -- on the kernel's thread ------------------------------------------------------------------
+
+    def _call(self, expr: str, timeout: float) -> None:
+        """Run ``kernelside.<expr>`` in the kernel, silently.
+
+        Raises:
+            KernelProblem: it raised, or no reply came within ``timeout`` seconds.
+        """
+        try:
+            reply = _run(self.kc.execute_interactive(
+                f"{_KERNELSIDE}.{expr}", silent=True, store_history=False, timeout=timeout,
+                output_hook=lambda msg: None, allow_stdin=False))
+        except TimeoutError:
+            raise KernelProblem(f"the kernel did not answer within {timeout:g} s") from None
+        content = reply.get("content", {})
+        if content.get("status") != "ok":
+            raise KernelProblem(f"{content.get('ename', 'error')}: {content.get('evalue', '')}".strip())
+
+    def _start(self) -> None:
+        """Start a kernel, note its fresh state, import the heavy modules, check it."""
+        eng = self.engine
+        self._ipc_dir = tempfile.mkdtemp(prefix="rlw-", dir=short_tmp())
+        self._log_path = Path(self._ipc_dir) / "kernel.log"
+        self._log = open(self._log_path, "ab")
+        self.started += 1
+        self.notebooks = 0
+        try:
+            km_class = kernel_manager_class({}, eng.cwd, self._ipc_dir, self._log)
+            self.km = km_class(kernel_name=eng.kernel_name)
+            _run(self.km.start_kernel())
+            self.pid = getattr(self.km.provisioner, "pid", None)
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            _run(self.kc.wait_for_ready(timeout=eng.start_timeout))
+            self._call("baseline()", eng.call_timeout)
+            self._call(f"warm_up({list(eng.preload)!r})", max(eng.call_timeout, eng.start_timeout))
+            self._call("check()", eng.call_timeout)
+        except Exception as exc:
+            self._kill()
+            if isinstance(exc, KernelProblem):
+                raise
+            raise KernelProblem(f"the kernel did not start: {type(exc).__name__}: {exc}") from exc
+
+    def _kill(self) -> None:
+        """Stop the kernel now (it may be dead or hung) and remove its files."""
+        if self.kc is not None:
+            try:
+                self.kc.stop_channels()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        if self.km is not None:
+            try:
+                _run(self.km.shutdown_kernel(now=True))
+            except Exception:  # noqa: BLE001 - it may already be dead; make sure
+                if self.pid:
+                    try:
+                        os.kill(self.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+        self.km = self.kc = self.pid = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._ipc_dir:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
+
+    def _alive(self) -> bool:
+        if self.km is None:
+            return False
+        try:
+            return bool(_run(self.km.is_alive()))
+        except Exception:  # noqa: BLE001
+            return False
+
+    def ensure(self) -> None:
+        """Have a running, clean kernel (start one when there is none or it died)."""
+        if self.km is not None and not self._alive():
+            self._kill()
+        if self.km is None:
+            self._start()
+
+    def _copy_log(self, offset: int, task: Task) -> None:
+        if task.log_path is None or self._log_path is None or not self._log_path.is_file():
+            return
+        if self._log is not None:
+            self._log.flush()
+        with open(self._log_path, "rb") as src:
+            src.seek(offset)
+            data = src.read()
+        if data:
+            with open(task.log_path, "ab") as dst:
+                dst.write(data)
+
+    def run_task(self, task: Task) -> Outcome:
+        """Run one attempt on this kernel; reset and check the kernel afterwards."""
+        eng = self.engine
+        started = time.time()
+        env = prepare_task(task)
+        try:
+            self.ensure()
+            try:
+                self._call(f"begin({env!r}, {str(task.cwd) if task.cwd else None!r})", eng.call_timeout)
+            except KernelProblem:  # one more try on a new kernel
+                self._kill()
+                self.ensure()
+                self._call(f"begin({env!r}, {str(task.cwd) if task.cwd else None!r})", eng.call_timeout)
+        except KernelProblem as exc:
+            return self._finish(task, started, f"KernelProblem: {exc}", None, True)
+        offset = self._log_path.stat().st_size if self._log_path and self._log_path.is_file() else 0
+        error: str | None = None
+        cell: int | None = None
+        retryable = True
+        broken: str | None = None
+        self.notebooks += 1
+        try:
+            _papermill().execute_notebook(
+                str(task.input_path),
+                str(task.output_path),
+                parameters=dict(task.parameters),
+                engine_name=PAPERMILL_ENGINE,
+                kernel_name=eng.kernel_name,
+                progress_bar=False,
+                log_output=False,
+                start_timeout=eng.start_timeout,
+                execution_timeout=eng.execution_timeout,
+                km=self.km,
+                kc=self.kc,
+            )
+        except Exception as exc:  # a failing cell; or the kernel died or a cell timed out
+            error, cell, retryable = papermill_failure(exc)
+            if cell is None:
+                broken = error
+        if broken is None:
+            try:
+                self._call("reset()", eng.call_timeout)
+                self._call("check()", eng.call_timeout)
+            except KernelProblem as exc:
+                broken = f"not clean after {task.name}: {exc}"
+        self._copy_log(offset, task)
+        if broken is not None:
+            self._note(task, f"kernel {self.index}.{self.started} replaced: {broken}")
+            self._kill()
+        return self._finish(task, started, error, cell, retryable)
+
+    def _note(self, task: Task, line: str) -> None:
+        if task.log_path is not None:
+            with open(task.log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"[ridelake] {line}\n")
+
+    def _finish(self, task: Task, started: float, error: str | None, cell: int | None,
+                retryable: bool) -> Outcome:
+        stamp_notebook(task, error)
+        return Outcome(error is None, started, time.time(), error, cell, read_receipts(task.receipt_path), retryable)
+
+    # -- from any thread ---------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> "Future[T]":
+        """Run ``fn(*args)`` on the kernel's thread."""
+        return self._thread.submit(fn, *args)
+
+    def start_soon(self) -> None:
+        """Start the kernel in the background (a failure is retried by the first notebook)."""
+
+        def start() -> None:
+            try:
+                self.ensure()
+            except KernelProblem:
+                pass
+
+        self.submit(start)
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the kernel; with ``cancel``, kill it at once even when a notebook is running."""
+        if cancel and self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            self.submit(self._kill)
+        except RuntimeError:  # already closed
+            return
+        self._thread.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+class WarmEngine:
+    """Run notebooks on warm kernels, one per slot (see the module doc).
+
+    Args:
+        slots: kernels (one per worker; the executor's ``slots``).
+        kernel_name: the Jupyter kernel (default ``ridelake``).
+        preload: modules each kernel imports when it starts (default :data:`DEFAULT_PRELOAD`).
+        start_timeout: seconds to wait for a kernel to start.
+        execution_timeout: seconds a cell may run (None: no limit); past it the attempt fails
+            (retryable) and the kernel is replaced.
+        call_timeout: seconds the engine's own calls into a kernel (reset, check) may take
+            before the kernel counts as hung.
+        cwd: the kernels' working directory between notebooks (default ours).
+        check_kernel: fail now (ExecutionError) when the kernel is not installed.
+        start: start the kernels now, in the background (else when the first notebook runs).
+    """
+
+    def __init__(
+        self,
+        slots: int = 1,
+        kernel_name: str = KERNEL_NAME,
+        preload: Sequence[str] = DEFAULT_PRELOAD,
+        start_timeout: float = 60,
+        execution_timeout: float | None = None,
+        call_timeout: float = 60,
+        cwd: Path | None = None,
+        check_kernel: bool = True,
+        start: bool = True,
+    ) -> None:
+        self.kernel_name = kernel_name
+        self.preload = tuple(dict.fromkeys(preload))
+        self.start_timeout = start_timeout
+        self.execution_timeout = execution_timeout
+        self.call_timeout = call_timeout
+        self.cwd = cwd
+        if check_kernel:
+            _check_kernel(kernel_name)
+        self._kernels = [_Kernel(i, self) for i in range(max(1, int(slots)))]
+        self._idle: queue.SimpleQueue[_Kernel] = queue.SimpleQueue()
+        for k in self._kernels:
+            self._idle.put(k)
+            if start:
+                k.start_soon()
+        self._closed = False
+        self._lock = threading.Lock()
+        atexit.register(self.close, cancel=True)
+
+    @property
+    def slots(self) -> int:
+        """How many kernels the engine keeps."""
+        return len(self._kernels)
+
+    def kernels_started(self) -> int:
+        """Kernels started so far (more than ``slots`` means some were replaced)."""
+        return sum(k.started for k in self._kernels)
+
+    def execute(self, task: Task) -> Outcome:
+        """Run one attempt on an idle warm kernel (waits for one); see :class:`Engine`.
+
+        Args:
+            task: the attempt.
+
+        Returns:
+            The :class:`Outcome`.
+        """
+        kernel = self._idle.get()
+        try:
+            return kernel.submit(kernel.run_task, task).result()
+        finally:
+            self._idle.put(kernel)
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop every kernel (safe to repeat); with ``cancel``, kill them at once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.close)
+        for k in self._kernels:
+            k.close(cancel=cancel)
