@@ -174,6 +174,25 @@ def test_runs_listing_counts_up_to_date(project: Path) -> None:
     assert rows[first][-4:-1] == ["7", "7", "0"] and rows[second][-4:-1] == ["7", "0", "7"]
 
 
+def test_a_named_notebook_runs_although_up_to_date(project: Path) -> None:
+    h = Harness(project)
+    h.run()
+    _, ran, nbs = h.run(stages=(Stage("run", ("silver/customer",)),))
+    assert ran == {"silver/customer"} and nbs["silver/customer"]["run_reason"] == "named on the command line"
+    # neighbours and layers still skip what is up-to-date: the downstream reruns because the named
+    # notebook wrote new snapshots, the named notebook itself (no longer named alone) does not
+    _, ran, nbs = h.run(stages=(Stage("run", ("silver/customer+",)),))
+    assert ran == {"silver/booking", "silver/ride", "gold/customer_analytics"}
+    assert nbs["silver/customer"]["status"] == UP_TO_DATE
+    _, ran, nbs = h.run(stages=(Stage("run", ("silver/customer+",)),))
+    assert ran == set()
+    _, ran, _ = h.run(stages=(Stage("run", ("silver",)),))
+    assert ran == set()
+    _, ran, nbs = h.run(stages=(Stage("run", ("silver/customer", "silver/booking+")),))
+    assert ran == {"silver/customer", "silver/booking", "silver/ride"}
+    assert nbs["silver/booking"]["run_reason"] == "silver.customer changed"
+
+
 def test_touching_a_notebook_reruns_it_and_its_downstream_only(project: Path) -> None:
     h = Harness(project)
     h.run()

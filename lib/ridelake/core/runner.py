@@ -60,7 +60,7 @@ from ridelake.core.scheduler import (
     Node,
     Scheduler,
 )
-from ridelake.core.selection import select
+from ridelake.core.selection import named, select
 from ridelake.core.uptodate import Decision, StateStore, UpToDate, params_hash, state_path
 
 __all__ = [
@@ -566,7 +566,8 @@ def execute(
         if lock.broke:
             err.write(f"note: {lock.broke}\n")
         project.bootstrap()
-        fresh = _up_to_date(pipe, project, run_id, force=request.force)
+        fresh = _up_to_date(pipe, project, run_id, force=request.force,
+                            named={n for st in plan.stages for n in named(pipe, st.selectors)})
         # 4-5. run folder, stages, record
         record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse))
         _add(record, {}, plan.first)
@@ -605,11 +606,12 @@ def execute(
     return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
 
 
-def _up_to_date(pipe: Pipeline, project: Project, run_id: str, force: bool = False) -> UpToDate:
+def _up_to_date(pipe: Pipeline, project: Project, run_id: str, force: bool = False,
+                named: set[str] | None = None) -> UpToDate:
     """The up-to-date check on the project's warehouse state and table versions."""
     warehouse = project.warehouse()
     return UpToDate(pipe, StateStore(state_path(warehouse, project.root), warehouse), project.snapshots(),
-                    run_id, force=force, file_params=project.file_params)
+                    run_id, force=force, file_params=project.file_params, named=named or ())
 
 
 def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], request: RunRequest,
@@ -620,7 +622,7 @@ def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], 
     if request.force:
         return None
     try:
-        fresh = _up_to_date(pipe, project, "dry-run")
+        fresh = _up_to_date(pipe, project, "dry-run", named={n for st, _ in staged for n in named(pipe, st.selectors)})
         out: dict[str, Any] = {}
         for _, nodes in staged:
             fresh.add(nodes)

@@ -21,7 +21,8 @@ from typing import Iterable
 from ridelake.core.dag import Pipeline
 from ridelake.errors import SelectionError
 
-__all__ = ["Selector", "parse_selector", "select"]
+__all__ = [
+    "named", "Selector", "parse_selector", "select"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,14 @@ def select(pipeline: Pipeline, selectors: Iterable[str] = ()) -> list[str]:
             if sel.downstream:
                 chosen |= pipeline.downstream(name)
     return pipeline.ordered(chosen)
+
+
+def named(pipeline: Pipeline, selectors: Iterable[str] = ()) -> set[str]:
+    """The notebooks a selection names on their own (``silver/customer``, not ``silver/customer+``
+    nor a layer): the runner runs these even when they are up-to-date."""
+    out: set[str] = set()
+    for text in selectors:
+        sel = parse_selector(text)
+        if "/" in sel.base and not sel.upstream and not sel.downstream and sel.base in pipeline.notebooks:
+            out.add(sel.base)
+    return out

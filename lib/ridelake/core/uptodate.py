@@ -195,17 +195,19 @@ class UpToDate(Listener):
         force: run everything (decisions say ``forced``), still recording successes.
         file_params: parameters whose value names a file (its identity is fingerprinted).
         modules: the package's import graph (default :data:`LIB_DIR`, read once per run).
+        named: notebooks named on the command line: they run whatever their state.
     """
 
     def __init__(self, pipeline: Pipeline, store: StateStore, snapshots: SnapshotSource, run_id: str,
                  *, force: bool = False, file_params: Sequence[str] = (),
-                 modules: ModuleGraph | None = None) -> None:
+                 modules: ModuleGraph | None = None, named: Iterable[str] = ()) -> None:
         self.pipeline = pipeline
         self.store = store
         self.snapshots = snapshots
         self.run_id = run_id
         self.force = force
         self.file_params = tuple(file_params)
+        self.named = set(named)
         self.modules = modules if modules is not None else ModuleGraph(LIB_DIR)
         self.nodes: dict[str, tuple[NotebookSpec, dict[str, Any]]] = {}
         self.decisions: dict[str, Decision] = {}
@@ -271,6 +273,8 @@ class UpToDate(Listener):
         fp = self.fingerprint(key, extra)
         if self.force:
             return Decision(True, "forced", fingerprint=fp)
+        if spec.name in self.named:
+            return Decision(True, "named on the command line", fingerprint=fp)
         if entry is None:
             return Decision(True, "no successful run recorded for this warehouse", fingerprint=fp)
         old = entry.get("fingerprint") or {}
