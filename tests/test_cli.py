@@ -79,7 +79,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("RIDELAKE_WAREHOUSE", raising=False)
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     monkeypatch.chdir(root)
-    monkeypatch.setattr(ridelake.core.runner, "PapermillEngine", FakeEngine)
+    monkeypatch.setattr(ridelake.core.runner, "make_engine", lambda *a, **k: FakeEngine())
     monkeypatch.setattr(ridelake.tables.catalog, "bootstrap", lambda *a, **k: [])
     FakeEngine.tasks = []
     FakeEngine.FAIL = set()

@@ -17,6 +17,8 @@ Every running command accepts ``--params FILE`` (default ``params/default.yaml``
 ``--dry-run``, ``--force`` and ``--warehouse PATH`` (sets ``RIDELAKE_WAREHOUSE`` for the run and
 its kernels). A notebook whose inputs did not change since its last success on the warehouse is
 ``up-to-date`` and does not run (see :mod:`ridelake.core.uptodate`); ``--force`` runs every selected one.
+Notebooks run on one warm kernel per worker, reset between notebooks (``--fresh-kernels``: a new
+kernel for each); ``--cell-timeout S`` fails (and retries) an attempt whose cell runs longer.
 
 Exit statuses: 0 every notebook succeeded or was up-to-date; 1 a notebook failed or was skipped; 2 a usage,
 parameter, selection or configuration error (nothing ran); 3 the warehouse is locked by another
@@ -99,6 +101,8 @@ def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, A
         wait=args.wait,
         argv=list(argv),
         force=args.force,
+        fresh_kernels=args.fresh_kernels,
+        cell_timeout=args.cell_timeout,
     )
 
 
@@ -149,6 +153,12 @@ def _runner_options() -> argparse.ArgumentParser:
                    help="print the waves and which notebooks are up-to-date, run nothing")
     o.add_argument("--force", action="store_true",
                    help="run every selected notebook, even those up-to-date (inputs unchanged since their last success)")
+    o.add_argument("--fresh-kernels", action="store_true",
+                   help="start a fresh kernel for every notebook (default: one warm kernel per worker, "
+                        "reset between notebooks)")
+    o.add_argument("--cell-timeout", type=float, metavar="S",
+                   help="seconds a notebook cell may run; past it the attempt fails and is retried on a "
+                        "new kernel (default: no limit)")
     return common
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from ridelake.core.dag import NotebookSpec, Pipeline, execution_deps, key_month, layered, load_pipeline
-from ridelake.core.engine import Engine, Executor, PapermillEngine, Task, ThreadExecutor
+from ridelake.core.engine import Engine, Executor, Task, ThreadExecutor, make_engine
 from ridelake.errors import ConfigError, ParameterError, SelectionError
 from ridelake.core.lock import WarehouseLock, lock_path
 from ridelake.core.project import Project
@@ -121,6 +121,9 @@ class RunRequest:
         wait: seconds to wait for another run's lock (0: refuse at once).
         argv: the command line, recorded.
         force: run every planned notebook, even the up-to-date ones.
+        fresh_kernels: a fresh kernel per notebook instead of the warm ones (default engine only).
+        cell_timeout: seconds a notebook cell may run (None: no limit); past it the attempt fails
+            and is retried on a new kernel (default engine only).
     """
 
     command: str = "run"
@@ -136,6 +139,8 @@ class RunRequest:
     wait: float = 0.0
     argv: Sequence[str] = ()
     force: bool = False
+    fresh_kernels: bool = False
+    cell_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -515,7 +520,8 @@ def execute(
         request: what to run.
         project: the project (root, warehouse, parameters, bootstrap, table versions).
         pipeline: the DAG (default read from ``<root>/notebooks/pipeline.yaml``).
-        engine: how a notebook runs (default :class:`~ridelake.core.engine.PapermillEngine`).
+        engine: how a notebook runs (default :func:`~ridelake.core.engine.make_engine`: warm
+            kernels, or fresh ones with ``request.fresh_kernels``).
         executor: how tasks are dispatched (default threads running ``engine``).
         out: where the plan and summary go (default stdout).
         err: where progress and failures go (default stderr).
@@ -536,9 +542,20 @@ def execute(
     if request.retries < 0:
         raise ParameterError(f"--retries must be 0 or more, got {request.retries}")
 
-    # 1-2. parameters and plan
-    plan = _make_plan(request, pipe, project, err)
-    warehouse = project.warehouse()
+    # 1-2. parameters and plan; the default engine's kernels start meanwhile, in the background
+    if engine is None and executor is None and not request.dry_run:
+        engine = make_engine(jobs, request.fresh_kernels, request.cell_timeout,
+                             [spec.path for spec in pipe.notebooks.values()])
+        close_early = getattr(engine, "close", None)
+    else:
+        close_early = None
+    try:
+        plan = _make_plan(request, pipe, project, err)
+        warehouse = project.warehouse()
+    except BaseException:
+        if close_early is not None:
+            close_early(cancel=True)
+        raise
     if request.dry_run:
         try:
             project.check_params({n.key: n.params for n in plan.first})
@@ -550,14 +567,16 @@ def execute(
         if plan.from_run:
             out.write(f"(rerunning what failed or was skipped in run {plan.from_run})\n")
         return RunResult(EXIT_OK, manifest=shown)
-    project.check_params({n.key: n.params for n in plan.first})
-
-    # 3. engine, lock, catalog
-    if engine is None and executor is None:
-        engine = PapermillEngine()
-    run_id = new_run_id()
-    lock = WarehouseLock(lock_path(warehouse, base), run_id, warehouse=warehouse)
-    lock.acquire(wait=request.wait)
+    try:
+        project.check_params({n.key: n.params for n in plan.first})
+        # 3. lock, catalog
+        run_id = new_run_id()
+        lock = WarehouseLock(lock_path(warehouse, base), run_id, warehouse=warehouse)
+        lock.acquire(wait=request.wait)
+    except BaseException:
+        if close_early is not None:
+            close_early(cancel=True)
+        raise
     record: RunRecord | None = None
     progress: Progress | None = None
     pool = executor or ThreadExecutor(engine, jobs)  # type: ignore[arg-type]

@@ -47,8 +47,12 @@ def _shell() -> Any:
     return shell
 
 
+#: Names IPython's reset keeps in the user namespace without marking them hidden again.
+_KEPT = frozenset({"__builtin__", "__builtins__", "__name__"})
+
+
 def _user_names(shell: Any) -> set[str]:
-    hidden = set(shell.user_ns_hidden)
+    hidden = set(shell.user_ns_hidden) | _KEPT
     return {k for k in shell.user_ns if k not in hidden}
 
 

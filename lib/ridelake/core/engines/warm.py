@@ -316,14 +316,18 @@ class _Kernel:
         """Run ``fn(*args)`` on the kernel's thread."""
         return self._thread.submit(fn, *args)
 
-    def start_soon(self) -> None:
-        """Start the kernel in the background (a failure is retried by the first notebook)."""
+    def start_soon(self, then: Callable[[], None] | None = None) -> None:
+        """Start the kernel in the background (a failure is retried by the first notebook), then
+        call ``then`` (on the kernel's thread)."""
 
         def start() -> None:
             try:
                 self.ensure()
             except KernelProblem:
                 pass
+            finally:
+                if then is not None:
+                    then()
 
         self.submit(start)
 
@@ -355,7 +359,7 @@ class WarmEngine:
             before the kernel counts as hung.
         cwd: the kernels' working directory between notebooks (default ours).
         check_kernel: fail now (ExecutionError) when the kernel is not installed.
-        start: start the kernels now, in the background (else when the first notebook runs).
+        start: start the first kernel now, in the background (else when the first notebook runs).
     """
 
     def __init__(
@@ -378,27 +382,39 @@ class WarmEngine:
         self.cwd = cwd
         if check_kernel:
             _check_kernel(kernel_name)
-        self._kernels = [_Kernel(i, self) for i in range(max(1, int(slots)))]
+        self.max_slots = max(1, int(slots))
+        self._kernels: list[_Kernel] = []
         self._idle: queue.SimpleQueue[_Kernel] = queue.SimpleQueue()
-        for k in self._kernels:
-            self._idle.put(k)
-            if start:
-                k.start_soon()
         self._closed = False
         self._lock = threading.Lock()
         atexit.register(self.close, cancel=True)
+        if start:
+            self._grow()
 
     @property
     def slots(self) -> int:
-        """How many kernels the engine keeps."""
-        return len(self._kernels)
+        """How many kernels the engine may keep."""
+        return self.max_slots
 
     def kernels_started(self) -> int:
         """Kernels started so far (more than ``slots`` means some were replaced)."""
         return sum(k.started for k in self._kernels)
 
+    def _grow(self) -> None:
+        """Start one more kernel in the background (below ``slots``); it joins the idle ones when
+        it is ready."""
+        with self._lock:
+            if self._closed or len(self._kernels) >= self.max_slots:
+                return
+            kernel = _Kernel(len(self._kernels), self)
+            self._kernels.append(kernel)
+        kernel.start_soon(then=lambda: self._idle.put(kernel))
+
     def execute(self, task: Task) -> Outcome:
         """Run one attempt on an idle warm kernel (waits for one); see :class:`Engine`.
+
+        Kernels start on demand: the first at construction, another whenever every started
+        one is busy (so a one-notebook run keeps one kernel, a wide wave gets ``slots``).
 
         Args:
             task: the attempt.
@@ -406,7 +422,15 @@ class WarmEngine:
         Returns:
             The :class:`Outcome`.
         """
-        kernel = self._idle.get()
+        if not self._kernels:
+            self._grow()
+        try:
+            kernel = self._idle.get_nowait()
+        except queue.Empty:
+            self._grow()
+            kernel = self._idle.get()
+        if self._idle.empty():
+            self._grow()  # every kernel is busy now: have the next one ready
         try:
             return kernel.submit(kernel.run_task, task).result()
         finally:
