@@ -64,7 +64,7 @@ def parse_assignments(items: Sequence[str] | None) -> dict[str, str]:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from ridelake.tables.generate import write_csv
+    from ridelake.tables.generate import write_csv  # lazy (start-up)
 
     summary = write_csv(args.out, rows=args.rows, seed=args.seed, bad_rows=args.bad_rows, year=args.year)
     print(f"wrote {summary['rows']} rows ({summary['bad_rows']} bad) to {args.out}")
@@ -72,7 +72,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ridelake.tables import catalog, config
+    from ridelake.tables import catalog, config  # lazy (start-up)
 
     lineage._use_warehouse(args.warehouse)
     created = catalog.bootstrap()
@@ -83,7 +83,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, Any],
              argv: Sequence[str]) -> Any:
-    from ridelake.core.runner import RunRequest
+    from ridelake.core.runner import RunRequest  # lazy (start-up)
 
     overrides: dict[str, Any] = parse_assignments(args.param)
     overrides.update({k: v for k, v in flags.items() if v is not None})
@@ -107,8 +107,8 @@ def _request(args: argparse.Namespace, stages: Sequence[Any], flags: dict[str, A
 
 
 def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from ridelake.core.runner import Stage, execute
-    from ridelake.tables.adapter import RideBookings
+    from ridelake.core.runner import Stage, execute  # lazy (start-up)
+    from ridelake.tables.adapter import RideBookings  # lazy (start-up)
 
     lineage._use_warehouse(args.warehouse)
     recipe = getattr(args, "recipe", None)
@@ -121,16 +121,16 @@ def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from ridelake.core.manifest import list_runs, runs_dir
-    from ridelake.core.progress import runs_table
+    from ridelake.core.manifest import list_runs, runs_dir  # lazy (start-up)
+    from ridelake.core.progress import runs_table  # lazy (start-up)
 
     print(runs_table(list_runs(runs_dir(project_root()), limit=args.limit)))
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from ridelake.core.manifest import read_manifest, resolve_run, runs_dir
-    from ridelake.core.progress import summary_table
+    from ridelake.core.manifest import read_manifest, resolve_run, runs_dir  # lazy (start-up)
+    from ridelake.core.progress import summary_table  # lazy (start-up)
 
     data = read_manifest(resolve_run(runs_dir(project_root()), args.run_id))
     print(json.dumps(data, indent=2) if args.json else summary_table(data))

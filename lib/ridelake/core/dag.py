@@ -23,6 +23,8 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import yaml
+
 from ridelake.core.project import project_root
 from ridelake.errors import ConfigError
 
@@ -273,7 +275,6 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
     Raises:
         ConfigError: malformed pipeline.yaml, a cycle, or (strict) missing/undescribed notebooks.
     """
-    import yaml
 
     base = Path(root).resolve() if root is not None else project_root()
     nb_dir = base / "notebooks"

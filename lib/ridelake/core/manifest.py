@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ridelake.core.lock import pid_alive
 from ridelake.core.files import iso, parse_iso, relative, write_atomic
 from ridelake.errors import ConfigError
 from ridelake.core.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
@@ -202,8 +203,6 @@ def list_runs(runs: str | Path, limit: int | None = None) -> list[dict[str, Any]
 
 def effective_status(run: dict[str, Any]) -> str:
     """A run's status, with ``killed`` for a ``running`` record whose process is gone (same host)."""
-    from ridelake.core.lock import pid_alive
-
     status = str(run.get("status", "?"))
     if status == "running" and run.get("host") == socket.gethostname():
         pid = run.get("pid")

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
+import yaml
+
 from ridelake.core.dag import NotebookSpec, Pipeline, execution_deps, key_month, layered, load_pipeline
 from ridelake.core.engine import Engine, Executor, Task, ThreadExecutor, make_engine
 from ridelake.errors import ConfigError, ParameterError, SelectionError
@@ -186,8 +188,6 @@ def _scalar(text: Any) -> Any:
     (number, boolean, date) is parsed, anything else stays text."""
     if not isinstance(text, str):
         return text
-    import yaml  # PyYAML is imported by the DAG loader anyway; this keeps the module's import light
-
     value = text.strip()
     if value.lower() in ("", "null", "none", "~"):
         return None
@@ -199,8 +199,6 @@ def _scalar(text: Any) -> Any:
 
 
 def _load_params_file(file: Path) -> dict[str, Any]:
-    import yaml
-
     if not file.is_file():
         raise ConfigError(f"parameter file not found: {file}")
     try:

@@ -194,7 +194,7 @@ def load_params_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns:
         The validated parameters.
     """
-    import yaml
+    import yaml  # PyYAML only where a YAML file is read (keeps `import ridelake...` light)
 
     file = Path(path)
     if not file.is_file():
