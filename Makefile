@@ -103,7 +103,8 @@ maintain: $(STAMP) ## expire old snapshots, delete unreferenced files: make main
 lab: $(STAMP) ## open JupyterLab on the notebooks (kernel "Python (ridelake)")
 	@$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
-test: $(STAMP) ## run the whole test suite (installs everything it needs)
+test: $(STAMP) ## run the whole test suite (installs everything it needs), after the import-linter contracts
+	@$(VENV)/bin/lint-imports --no-cache
 	@$(PY) -m pytest $(TESTS) $(ARGS)
 
 bench: $(STAMP) ## benchmarks: pipeline wall time and peak memory, generator throughput
