@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="write a synthetic source file (CONTRACT §6)")
+    g = sub.add_parser("generate", help="write a synthetic source file (docs/contract.md §6)")
     g.add_argument("--rows", type=int, default=150_000)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--out", required=True)
