@@ -1,11 +1,11 @@
-"""Gold transforms: analytics rebuilt from silver (CONTRACT §5).
+"""Gold transforms: analytics rebuilt from silver (docs/contract.md §5).
 
 Pure functions: each takes silver frames, the gold table as it stands (``existing``, possibly
 empty) and the refresh time ``now``, and returns the gold table as it will be after the write,
 with exactly the spec's columns, sorted by the table's key. ``created_at`` survives for rows
 (groups, customers, locations) that already existed; ``updated_at`` is ``now``.
 
-Metric rules (CONTRACT §5):
+Metric rules (docs/contract.md §5):
 
 * ``total_revenue`` / ``total_spent`` = sum of non-null ``booking_value`` (0.0 when all null).
 * ``avg_booking_value`` = mean of non-null ``booking_value`` (NaN, i.e. null, when none).
