@@ -1,4 +1,4 @@
-"""Bronze transforms: clean and validate a delivery's rows (CONTRACT §2), split them per entity (§3).
+"""Bronze transforms: clean and validate a delivery's rows (docs/contract.md §2), split them per entity (§3).
 
 The prepare step turns the raw text fields of a delivery into typed, cleaned rows and sets the
 bad ones aside with a reason a person can act on. Each bronze entity is then a projection of
@@ -40,7 +40,7 @@ __all__ = [
     "ENTITIES",
 ]
 
-#: The source header, in file order (CONTRACT §1).
+#: The source header, in file order (docs/contract.md §1).
 SOURCE_COLUMNS: tuple[str, ...] = (
     "Date", "Time", "Booking ID", "Booking Status", "Customer ID", "Vehicle Type", "Pickup Location",
     "Drop Location", "Avg VTAT", "Avg CTAT", "Cancelled Rides by Customer",
@@ -187,7 +187,7 @@ def prepare_delivery(
     extraction_month: str | None = None,
     expected_fields: int = len(SOURCE_COLUMNS),
 ) -> PreparedDelivery:
-    """Parse, clean, type and validate a delivery's rows (CONTRACT §2).
+    """Parse, clean, type and validate a delivery's rows (docs/contract.md §2).
 
     Args:
         raw: one row per data row of the file with ``source_row`` (1-based), ``raw_line``,
@@ -309,7 +309,7 @@ def rejected_scope(source_file: str, extraction_month: str | None) -> dict[str, 
 
 
 def write_scope(source_file: str, months: Sequence[str]) -> dict[str, Any]:
-    """The rows a bronze load replaces (CONTRACT §3): this file's rows in the months it covers.
+    """The rows a bronze load replaces (docs/contract.md §3): this file's rows in the months it covers.
 
     Args:
         source_file: base name of the delivery.
