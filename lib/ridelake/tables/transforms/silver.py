@@ -1,4 +1,4 @@
-"""Silver transforms: winners, stable dimensions and the fact tables (CONTRACT §4).
+"""Silver transforms: winners, stable dimensions and the fact tables (docs/contract.md §4).
 
 Every function is pure: it takes bronze frames, the silver table as it stands (``existing``,
 possibly empty) and the refresh time ``now``, and returns the silver table as it will be after
@@ -49,7 +49,7 @@ __all__ = [
     "conform",
 ]
 
-#: The winner rule's ordering (CONTRACT §4): the greatest tuple wins.
+#: The winner rule's ordering (docs/contract.md §4): the greatest tuple wins.
 WINNER_KEY: tuple[str, ...] = ("extraction_date", "source_file", "source_row")
 
 #: silver.booking id column -> (dimension table, bronze.booking name column).
@@ -290,7 +290,7 @@ def winning_rows(bronze: pd.DataFrame, booking_keys: pd.DataFrame) -> pd.DataFra
 
 def build_dimension(names: pd.Series, existing: pd.DataFrame | None, id_column: str,
                     now: pd.Timestamp) -> pd.DataFrame:
-    """A name dimension with stable ids (CONTRACT §4).
+    """A name dimension with stable ids (docs/contract.md §4).
 
     One row per distinct non-null name. Names already in ``existing`` keep their id and
     ``created_at``; new names get ``max(existing id) + 1, + 2, ...`` in ascending name order
