@@ -1,7 +1,7 @@
 """Settings, paths and run parameters.
 
 Everything that depends on where the project lives or which warehouse to use is decided here,
-from environment variables first (CONTRACT §7) and sensible project-relative defaults second:
+from environment variables first (docs/contract.md §7) and sensible project-relative defaults second:
 
 - ``RIDELAKE_HOME``          project root (default: found by walking up to ``notebooks/pipeline.yaml``)
 - ``RIDELAKE_WAREHOUSE``     warehouse path or object-store URL (default ``<root>/warehouse``)
@@ -48,7 +48,7 @@ CATALOG_NAME = "ridelake"
 #: Snapshot properties every write carries (``history`` and ``rollback`` read them).
 PROP_RUN_ID, PROP_NOTEBOOK, PROP_PARAMS_HASH, PROP_TABLE = (
     "ridelake.run-id", "ridelake.notebook", "ridelake.params-hash", "ridelake.table")
-#: The run parameters of CONTRACT §7, with these exact names everywhere.
+#: The run parameters of docs/contract.md §7, with these exact names everywhere.
 PARAMETER_NAMES = ("source_file", "extraction_date", "extraction_month", "target_date")
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
