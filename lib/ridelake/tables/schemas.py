@@ -1,4 +1,4 @@
-"""Every table of the warehouse: Iceberg schema, partitioning, key and checks (CONTRACT §2-§5).
+"""Every table of the warehouse: Iceberg schema, partitioning, key and checks (docs/contract.md §2-§5).
 
 One :class:`TableSpec` per Iceberg identifier. The catalog bootstrap creates the tables from
 these specs; :func:`ridelake.tables.quality.validate` runs the checks declared here before each write.
