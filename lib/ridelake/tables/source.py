@@ -67,7 +67,7 @@ class Delivery:
 
     @property
     def scope(self) -> dict[str, Any]:
-        """What a bronze write replaces: this file's rows in the covered months (CONTRACT §3)."""
+        """What a bronze write replaces: this file's rows in the covered months (docs/contract.md §3)."""
         return write_scope(self.source_file, self.months)
 
 
