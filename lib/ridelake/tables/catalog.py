@@ -1,6 +1,6 @@
 """The Iceberg catalog: bootstrap, read and write. All table I/O of ridelake goes through here.
 
-The catalog is a pyiceberg ``SqlCatalog`` named ``ridelake`` (CONTRACT §7). Frames cross this
+The catalog is a pyiceberg ``SqlCatalog`` named ``ridelake`` (docs/contract.md §7). Frames cross this
 boundary in one convention: dates as ``datetime64`` at midnight, times as ``datetime.time``,
 timestamps as UTC ``datetime64``. Writes cast to the table's Arrow schema (microsecond
 timestamps), carry provenance snapshot properties and leave a receipt for the runner.
