@@ -1,4 +1,4 @@
-"""Synthetic source files shaped like the real NCR ride-bookings CSV (CONTRACT §1 and §6).
+"""Synthetic source files shaped like the real NCR ride-bookings CSV (docs/contract.md §1 and §6).
 
 The real file (150,000 rows, 2024) cannot be downloaded here, so the project writes one of the
 same shape: the exact 21-column header, CRLF line endings, the literal ``null`` for missing
@@ -63,7 +63,7 @@ __all__ = [
     "write_csv",
 ]
 
-#: The source header, in file order (CONTRACT §1): the prepare step's own list.
+#: The source header, in file order (docs/contract.md §1): the prepare step's own list.
 HEADER: tuple[str, ...] = SOURCE_COLUMNS
 
 #: How the real file writes a missing value.
@@ -498,7 +498,7 @@ def write_csv(
     bad_rows: int = 0,
     year: int = 2024,
 ) -> dict[str, Any]:
-    """Write a synthetic source file shaped like the real one (CONTRACT §6), streaming.
+    """Write a synthetic source file shaped like the real one (docs/contract.md §6), streaming.
 
     The file is written to a temporary name beside ``out`` and renamed when complete, so a
     failed run never leaves a half-written delivery behind. Missing parent folders are created.
