@@ -1,4 +1,4 @@
-"""The 176 Delhi NCR place names of the source file (CONTRACT §6).
+"""The 176 Delhi NCR place names of the source file (docs/contract.md §6).
 
 Pickup and drop locations are both drawn from this one set; the generator never gives a
 booking the same pickup and drop.
