@@ -1,4 +1,4 @@
-"""Unit tests of the silver transforms (CONTRACT §4) on tiny inline frames."""
+"""Unit tests of the silver transforms (docs/contract.md §4) on tiny inline frames."""
 
 from __future__ import annotations
 
