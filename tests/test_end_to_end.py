@@ -1,6 +1,6 @@
 """End to end: the runner on a generated sample, and gold recomputed independently from the CSV.
 
-The independent side reads the CSV with plain pandas and follows CONTRACT §4-§5 directly
+The independent side reads the CSV with plain pandas and follows docs/contract.md §4-§5 directly
 (winner rule, metrics); it shares no code with the pipeline's transforms.
 """
 
