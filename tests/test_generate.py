@@ -1,4 +1,4 @@
-"""The synthetic source-file generator (CONTRACT §1 and §6), checked through the real prepare step."""
+"""The synthetic source-file generator (docs/contract.md §1 and §6), checked through the real prepare step."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ ROWS = 2_000
 SEED = 7
 EXTRACTION = dt.date(2025, 1, 15)
 
-#: Columns after Drop Location that each status fills (CONTRACT §6, checked against the real sample).
+#: Columns after Drop Location that each status fills (docs/contract.md §6, checked against the real sample).
 FILLED = {
     "Completed": {"Avg VTAT", "Avg CTAT", "Booking Value", "Ride Distance", "Driver Ratings",
                   "Customer Rating", "Payment Method"},
