@@ -1,4 +1,4 @@
-"""Unit tests of the gold transforms (CONTRACT §5), plus an end-to-end run on the real sample."""
+"""Unit tests of the gold transforms (docs/contract.md §5), plus an end-to-end run on the real sample."""
 
 from __future__ import annotations
 
