@@ -1,4 +1,4 @@
-"""The catalog: bootstrap, type round trips, provenance, and the bronze write rule (CONTRACT §3)."""
+"""The catalog: bootstrap, type round trips, provenance, and the bronze write rule (docs/contract.md §3)."""
 
 from __future__ import annotations
 
