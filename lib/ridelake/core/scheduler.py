@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from ridelake.core.dag import layered
 from ridelake.core.engine import Executor, Outcome, Task
+from ridelake.core.protocol import OK_STATUSES, Status
 
 __all__ = [
     "PENDING",
@@ -48,12 +49,11 @@ __all__ = [
     "Scheduler",
 ]
 
-PENDING, RUNNING, RETRYING = "pending", "running", "retrying"
-SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
-#: A node the ``should_run`` hook declined: nothing ran, and its dependents may go on.
-UP_TO_DATE = "up-to-date"
+# The statuses, by their short names (one definition: :class:`ridelake.core.protocol.Status`).
+PENDING, RUNNING, RETRYING = Status.PENDING, Status.RUNNING, Status.RETRYING
+SUCCEEDED, FAILED, SKIPPED, UP_TO_DATE = Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.UP_TO_DATE
 #: The final statuses that let dependents run.
-DONE_OK = frozenset({SUCCEEDED, UP_TO_DATE})
+DONE_OK = OK_STATUSES
 
 #: The queue the scheduler blocks on (a name of its own so tests can count the waits).
 _EventQueue = queue.SimpleQueue
