@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["Status", "FINAL_STATUSES", "OK_STATUSES", "Env", "ENV", "RUN_SCHEMA_VERSION"]
+__all__ = ["Status", "RunStatus", "FINAL_STATUSES", "OK_STATUSES", "Env", "ENV", "RUN_SCHEMA_VERSION"]
 
 
 class Status(str, Enum):
@@ -23,10 +23,22 @@ class Status(str, Enum):
     SKIPPED = "skipped"
     #: the freshness check declined it: nothing ran, and its dependents may go on.
     UP_TO_DATE = "up-to-date"
-    #: a run (not a notebook) whose record says running but whose process is gone.
-    KILLED = "killed"
 
     def __str__(self) -> str:  # f-strings and str() give the plain value, as JSON does
+        return self.value
+
+
+class RunStatus(str, Enum):
+    """Where a whole run is (``run.json``'s ``status``)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    #: shown for a record that says running but whose process is gone (never written).
+    KILLED = "killed"
+
+    def __str__(self) -> str:
         return self.value
 
 

@@ -46,7 +46,7 @@ from ridelake.core.engine import Engine, Executor, Task, ThreadExecutor, make_en
 from ridelake.errors import ConfigError, ParameterError, SelectionError
 from ridelake.core.lock import WarehouseLock, lock_path
 from ridelake.core.project import Project
-from ridelake.core.protocol import ENV
+from ridelake.core.protocol import ENV, RunStatus
 from ridelake.core.files import relative
 from ridelake.core.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.core.progress import Progress, summary_table
@@ -599,11 +599,11 @@ def execute(
             err.write(f"note: could not record which notebooks are up-to-date ({fresh.save_error}); "
                       "the next run will rerun them\n")
         if interrupted:
-            record.finish("interrupted", EXIT_INTERRUPTED)
+            record.finish(RunStatus.INTERRUPTED, EXIT_INTERRUPTED)
         elif _any_not_ok(record):
-            record.finish("failed", EXIT_FAILED)
+            record.finish(RunStatus.FAILED, EXIT_FAILED)
         else:
-            record.finish("succeeded", EXIT_OK)
+            record.finish(RunStatus.SUCCEEDED, EXIT_OK)
     finally:
         if executor is None:
             pool.close(cancel=interrupted)
@@ -611,7 +611,7 @@ def execute(
             progress.stop()
         if record is not None and record.exit_code is None:  # an unexpected error: leave an honest record
             try:
-                record.finish("failed", EXIT_FAILED)
+                record.finish(RunStatus.FAILED, EXIT_FAILED)
             except OSError:
                 pass
         lock.release()
