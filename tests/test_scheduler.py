@@ -98,6 +98,22 @@ def test_a_final_failure_is_not_retried() -> None:
     assert "CheckError" in states["b"].error
 
 
+def test_a_failure_after_a_write_is_not_retried() -> None:
+    class WritesThenFails(FakeEngine):
+        def execute(self, task: Task) -> Outcome:
+            out = super().execute(task)
+            if task.key == "b":  # the chart after the commit failed
+                out.receipts = [{"op": "read", "table": "x.a"}, {"op": "write", "table": "x.b", "snapshot_id": 7}]
+            return out
+
+    engine = WritesThenFails(fail={"b": -1, "c": 1})
+    _, states = _run(DIAMOND, engine, retries=2, retry_delay=0)
+    assert states["b"].status == FAILED and len(states["b"].attempts) == 1
+    assert states["b"].error == "cell 2: ValueError: b broke (after writing x.b; not retried)"
+    assert states["c"].status == SUCCEEDED and len(states["c"].attempts) == 2  # no write: retried
+    assert states["d"].status == SKIPPED
+
+
 def test_retry_then_success_records_attempts() -> None:
     events: list[str] = []
 

@@ -7,7 +7,9 @@ callbacks (and by retry timers): it never polls.
 
 - A failed attempt is retried up to ``retries`` more times, ``retry_delay`` seconds later (a
   timer re-queues it; the slot is free meanwhile), unless its outcome says another attempt
-  cannot help (``Outcome.retryable`` is False, e.g. a failed table check).
+  cannot help (``Outcome.retryable`` is False, e.g. a failed table check), or its receipts show
+  it already wrote a table (a chart failing after the commit): the node fails, "written, then
+  failed", and its table is not committed again.
 - A node that still fails marks every node depending on it, directly or not, ``skipped``;
   independent nodes go on.
 - All state changes happen on the thread that called :meth:`Scheduler.run`, so listeners need
@@ -332,7 +334,10 @@ class Scheduler:
             self._make_ready(self._release(state.key, waiting), ready, index, waiting)
             return
         state.error = outcome.error or "failed"
-        if outcome.retryable and len(state.attempts) <= self.retries:
+        wrote = sorted({str(r.get("table")) for r in outcome.receipts if r.get("op") == "write"})
+        if wrote:  # its tables are committed: another attempt would only commit them again
+            state.error = f"{state.error} (after writing {', '.join(wrote)}; not retried)"
+        if outcome.retryable and not wrote and len(state.attempts) <= self.retries:
             state.status = RETRYING
             self.listener.on_retry(state, self.retry_delay)
             if self.retry_delay <= 0:
