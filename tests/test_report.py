@@ -31,7 +31,8 @@ from ridelake.cli import main
 from ridelake.core.dag import NotebookSpec, Pipeline
 from ridelake.core.engine import Outcome, Task
 from ridelake.core.manifest import update_latest, write_manifest
-from ridelake.core.report import HTML_DIR, REPORT_FILE, build_report, dag_svg, write_after_run
+from ridelake.core import kernel_log
+from ridelake.core.report import HTML_DIR, NO_CODE_DIR, REPORT_FILE, Shareable, build_report, dag_svg, write_after_run
 from ridelake.core.runner import RunRequest, execute
 
 RUN_ID = "20240105T101500Z-beef"
@@ -222,8 +223,8 @@ def assert_offline(page: Path) -> None:
     assert "<script src" not in text.lower(), page
 
 
-def pages(run: Path) -> list[Path]:
-    return sorted((run / HTML_DIR).rglob("*.html"))
+def pages(run: Path, variant: str = HTML_DIR) -> list[Path]:
+    return sorted((run / variant).rglob("*.html"))
 
 
 @pytest.fixture
@@ -293,36 +294,49 @@ def test_no_remote_resources(run_dir: Path) -> None:
         assert_offline(run_dir / REPORT_FILE)
         index = (run_dir / REPORT_FILE).read_text(encoding="utf-8")
         assert "http://" not in index and "https://" not in index
-        assert len(pages(run_dir)) == 6  # 5 notebooks + 1 earlier attempt
-        for page in pages(run_dir):
+    for variant in (HTML_DIR, NO_CODE_DIR):
+        assert len(pages(run_dir, variant)) == 6  # 5 notebooks + 1 earlier attempt
+        for page in pages(run_dir, variant):
             assert_offline(page)
-        assert_offline(run_dir / HTML_DIR / "notebook.css")
+        assert_offline(run_dir / variant / "notebook.css")
 
 
 #: nbconvert's classes of a code cell's input area (markdown cells use jp-InputArea too)
 CODE_INPUT = {"jp-InputPrompt", "jp-CodeMirrorEditor", "jp-InputArea-editor"}
 
 
-def test_no_code_variant_has_no_input_cells(run_dir: Path) -> None:
+def test_no_code_pages_are_written_beside_the_full_ones(run_dir: Path) -> None:
     build_report(run_dir)
     with_code = parse(run_dir / HTML_DIR / "bronze" / "prepare.html")
     assert CODE_MARK in "".join(with_code.text) and CODE_INPUT <= with_code.classes  # the contrast
+    assert not (run_dir / NO_CODE_DIR).exists()
 
     index = build_report(run_dir, no_code=True)
-    assert 'data-variant="no-code"' in index.read_text(encoding="utf-8")
-    for page in pages(run_dir):
+    assert 'data-variants="html html-no-code"' in index.read_text(encoding="utf-8")
+    for page in pages(run_dir, NO_CODE_DIR):
         found = parse(page)
         text = "".join(found.text)
         assert CODE_MARK not in text, page
         assert not CODE_INPUT & found.classes, page
         assert "without code" in text
-    prepare = "".join(parse(run_dir / HTML_DIR / "bronze" / "prepare.html").text)
+    prepare = "".join(parse(run_dir / NO_CODE_DIR / "bronze" / "prepare.html").text)
     assert "prepared 3 rows" in prepare and "bronze.rejected_row" in prepare  # outputs and markdown stay
-    assert "data:image/png;base64" in (run_dir / HTML_DIR / "gold" / "chart.html").read_text(encoding="utf-8")
-    assert ".ipynb" not in "".join(parse(index).text)  # no links to code for readers who do not read it
-
-    build_report(run_dir)  # rebuilding with code replaces the no-code pages
+    assert "data:image/png;base64" in (run_dir / NO_CODE_DIR / "gold" / "chart.html").read_text(encoding="utf-8")
+    # the full pages are still there, untouched, and the index links both variants
     assert CODE_MARK in "".join(parse(run_dir / HTML_DIR / "bronze" / "prepare.html").text)
+    hrefs = {unquote(url) for _, _, url in parse(index).urls}
+    for key in set(KEYS) - NOT_RUN:
+        assert {f"{HTML_DIR}/{key}.html", f"{NO_CODE_DIR}/{key}.html"} <= hrefs, key
+    assert_links_resolve(index)
+    # a no-code page links its full page (built before it) and back to the report
+    nav = {unquote(url) for _, _, url in parse(run_dir / NO_CODE_DIR / "bronze" / "prepare.html").urls}
+    assert {"../../html/bronze/prepare.html", "../../index.html"} <= nav
+    for page in pages(run_dir, NO_CODE_DIR):
+        assert_links_resolve(page)
+
+    build_report(run_dir)  # rebuilding with code keeps the no-code pages
+    assert len(pages(run_dir, NO_CODE_DIR)) == 6
+    assert f"{NO_CODE_DIR}/gold/chart.html" in {unquote(u) for _, _, u in parse(run_dir / REPORT_FILE).urls}
 
 
 def test_killed_run_with_a_torn_notebook(tmp_path: Path) -> None:
@@ -368,6 +382,186 @@ def test_report_works_from_a_copy_of_the_folder(run_dir: Path, tmp_path: Path) -
         assert_links_resolve(page)
 
 
+# -- runs that did not execute every notebook ------------------------------------------------------
+
+EARLIER = "20240104T090000Z-cafe"  # the run the fixture's up-to-date bronze/customer kept
+
+
+def _earlier_run(root: Path, *, report: bool = True) -> Path:
+    """The run that executed bronze/customer (and gold/summary), as the fixture's up-to-date entry names."""
+    run = root / "outputs" / "runs" / EARLIER
+    for key, text in (("bronze/customer", "customers written"), ("gold/summary", "summary written")):
+        path = run / f"{key}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(_nb(key, f"print('{text}')", [_stream(f"{text}\n")]), str(path))
+    write_manifest(run, {
+        "run_id": EARLIER, "command": "run", "status": "succeeded", "exit_code": 0, "started_at": _iso(-86400),
+        "finished_at": _iso(-86390), "duration_s": 10.0, "params": {}, "run_folder": f"outputs/runs/{EARLIER}",
+        "notebooks": [{**_entry("bronze/customer", "succeeded", -86400, -86395, table="bronze.customer", rows=7,
+                                snapshot=99), "output": f"outputs/runs/{EARLIER}/bronze/customer.ipynb"},
+                      _entry("gold/summary", "succeeded", -86395, -86390, table="gold.summary", rows=1, snapshot=98)]})
+    if report:
+        build_report(run)
+    return run
+
+
+def _no_op_run(root: Path, run_id: str = "20240106T080000Z-0a0a") -> Path:
+    """A run in which both notebooks of the earlier run were up-to-date."""
+    run = root / "outputs" / "runs" / run_id
+    entries = [{**_entry(k, "up-to-date", None, None, table=t, rows=0, attempts=0), "run_reason": "up-to-date",
+                "up_to_date_since": EARLIER, "started_at": _iso(172800), "finished_at": _iso(172800)}
+               for k, t in (("bronze/customer", "bronze.customer"), ("gold/summary", "gold.summary"))]
+    write_manifest(run, {"run_id": run_id, "command": "run", "status": "succeeded", "exit_code": 0,
+                         "started_at": _iso(172800), "finished_at": _iso(172800.1), "duration_s": 0.1,
+                         "params": {}, "run_folder": f"outputs/runs/{run_id}", "notebooks": entries})
+    return run
+
+
+def test_up_to_date_notebooks_link_the_executed_copy_of_the_run_they_came_from(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _earlier_run(root)
+    run = _no_op_run(root)
+    index = build_report(run)
+    text = index.read_text(encoding="utf-8")
+    hrefs = {unquote(url) for _, _, url in parse(index).urls}
+    for key in ("bronze/customer", "gold/summary"):
+        assert f"../{EARLIER}/{HTML_DIR}/{key}.html" in hrefs, key   # the page of the run that ran it
+    assert f"../{EARLIER}/{REPORT_FILE}" in hrefs                    # and that run's report
+    assert "kept from run" in text and "Nothing needed to run." in text
+    assert 'id="timeline"' not in text  # nothing ran: no empty time axis
+    assert not (run / HTML_DIR).exists()  # nothing rendered again
+    assert assert_links_resolve(index) >= 5
+    target = run.parent / EARLIER / HTML_DIR / "bronze" / "customer.html"
+    assert "customers written" in "".join(parse(target).text)
+
+
+def test_up_to_date_notebook_without_a_page_is_rendered_from_the_earlier_run(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _earlier_run(root, report=False)  # its executed notebooks, but no report
+    run = _no_op_run(root)
+    index = build_report(run)
+    page = run / HTML_DIR / "bronze" / "customer.html"
+    assert page.is_file()
+    found = parse(page)
+    assert "customers written" in "".join(found.text)
+    assert f"executed in run {EARLIER}; this run kept its result" in "".join(found.text)
+    assert f"{HTML_DIR}/bronze/customer.html" in {unquote(u) for _, _, u in parse(index).urls}
+    assert_links_resolve(index)
+    assert_links_resolve(page)
+
+
+def test_up_to_date_notebook_whose_run_is_gone_says_so(run_dir: Path) -> None:
+    text = build_report(run_dir).read_text(encoding="utf-8")
+    row = text[text.index('data-key="bronze/customer"><td'):]
+    row = row[:row.index("</tr>")]
+    assert "kept from run <code>20240104T090000Z-cafe</code>" in row and "no executed copy found" in row
+
+
+ROLLBACK_ID = "20240107T120000Z-b0b0"
+
+
+def _rollback_run(root: Path) -> Path:
+    """A rollback's record, as ops.maintenance writes it."""
+    run = root / "outputs" / "runs" / ROLLBACK_ID
+    write_manifest(run, {
+        "run_id": ROLLBACK_ID, "status": "succeeded", "exit_code": 0, "started_at": _iso(259200),
+        "finished_at": _iso(259200.4), "duration_s": 0.4, "command": "rollback",
+        "params": {"rolled_back_run": RUN_ID}, "force": False, "warehouse": str(root / "warehouse"),
+        "catalog_uri": None, "host": "h", "pid": 1, "run_folder": f"outputs/runs/{ROLLBACK_ID}", "notebooks": [],
+        "tables": [{"table": "gold.chart", "action": "set-current", "from_snapshot": 66, "to_snapshot": 65,
+                    "rows_before": 2, "rows_after": 1},
+                   {"table": "silver.ride", "action": "emptied", "from_snapshot": 44, "to_snapshot": 45,
+                    "rows_before": 5, "rows_after": 0, "note": "forced: changed after run"}],
+        "skipped": [{"table": "bronze.booking", "reason": "already at its snapshot before the run"}],
+        "warnings": ["silver.ride: changed after the run; rolled back anyway (--force)"], "error": None})
+    return run
+
+
+def test_a_rollback_report_lists_the_tables_it_moved(run_dir: Path) -> None:
+    build_report(run_dir)
+    run = _rollback_run(run_dir.parents[2])
+    index = build_report(run)
+    text = index.read_text(encoding="utf-8")
+    assert 'data-command="rollback"' in text and "ridelake rollback" in text
+    assert '<tr data-table="gold.chart"><td><code>gold.chart</code></td><td>set-current</td>' in text
+    for snippet in ("<code>66</code>", "<code>65</code>", "<code>44</code>", "<code>45</code>", "emptied",
+                    "forced: changed after run", "bronze.booking", "rolled back anyway (--force)",
+                    f"python -m ridelake rollback {RUN_ID}", "warehouse"):
+        assert snippet in text, snippet
+    assert 'id="graph"' not in text and 'id="timeline"' not in text and "params file" not in text
+    hrefs = {unquote(url) for _, _, url in parse(index).urls}
+    assert f"../{RUN_ID}/{REPORT_FILE}" in hrefs  # the run it rolled back
+    assert assert_links_resolve(index) >= 2
+    assert write_after_run(run, io.StringIO()) == index  # as rollback calls it
+
+
+def test_values_are_shown_relative_to_the_project_root(tmp_path: Path) -> None:
+    root = (tmp_path / "proj").resolve()
+    run = make_run(root)
+    data = json.loads((run / "run.json").read_text())
+    source = str(root / "data" / "rides.csv")
+    data["params"]["source_file"] = source
+    data["params_file"] = str(root / "params" / "default.yaml")
+    data["warehouse"] = str(root / "warehouse")
+    data["argv"] = ["run", "-p", f"source_file={source}"]
+    write_manifest(run, data)
+    executed = run / "bronze" / "prepare.ipynb"
+    nb = nbformat.read(str(executed), as_version=4)
+    nb.cells.insert(2, new_code_cell(f'# Parameters\nsource_file = "{source}"\nextraction_date = "2024-01-05"\n',
+                                     metadata={"tags": ["injected-parameters"]}))
+    nb.cells.append(new_code_cell("print(wh)", outputs=[_stream(f"staged at {root}/warehouse/_staging/x.parquet\n")]))
+    nbformat.write(nb, str(executed))
+    before = executed.read_text(encoding="utf-8")
+    index = build_report(run).read_text(encoding="utf-8")
+    page = (run / HTML_DIR / "bronze" / "prepare.html").read_text(encoding="utf-8")
+    assert str(root) not in index and str(root) not in page
+    for snippet in ("data/rides.csv", "params/default.yaml", "python -m ridelake run -p source_file=data/rides.csv"):
+        assert snippet in index, snippet
+    text = "".join(parse(run / HTML_DIR / "bronze" / "prepare.html").text)
+    assert "# Parameters (paths relative to the project root)" in text and '"data/rides.csv"' in text
+    assert "staged at warehouse/_staging/x.parquet" in text
+    assert executed.read_text(encoding="utf-8") == before  # the executed notebook itself is unchanged
+
+
+def test_shareable_rewrites_root_and_home_only() -> None:
+    share = Shareable("/srv/proj", home="/home/ann")
+    assert share.text("/srv/proj/data/x.csv") == "data/x.csv"
+    assert share.text("/srv/proj") == "."
+    assert share.text("cd /srv/proj && ls /srv/projects") == "cd . && ls /srv/projects"  # not a prefix of a name
+    assert share.text("/home/ann/d.csv or /home/anne/d.csv") == "~/d.csv or /home/anne/d.csv"
+    assert share.text("/tmp/elsewhere.csv") == "/tmp/elsewhere.csv" and share.text(3) == 3
+
+
+def test_log_links_only_for_logs_with_more_than_kernel_noise(run_dir: Path) -> None:
+    logs = run_dir / "logs"
+    logs.mkdir()
+    noise = "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n"
+    (logs / "bronze__prepare.1.log").write_text(noise)                                  # shutdown chatter only
+    (logs / "silver__booking.1.log").write_text("Segmentation fault in libfoo\n" + noise)  # a real problem
+    hrefs = {unquote(u) for _, _, u in parse(build_report(run_dir)).urls}
+    assert "logs/silver__booking.1.log" in hrefs and "logs/bronze__prepare.1.log" not in hrefs
+    # and the engines keep the noise out of the logs themselves
+    kernel_log.clean(logs / "bronze__prepare.1.log")
+    kernel_log.clean(logs / "silver__booking.1.log")
+    assert not (logs / "bronze__prepare.1.log").exists()
+    assert (logs / "silver__booking.1.log").read_text() == "Segmentation fault in libfoo\n"
+    kernel_log.clean(logs / "missing.log")  # never raises
+
+
+def test_first_run_reason_is_said_once(run_dir: Path) -> None:
+    data = json.loads((run_dir / "run.json").read_text())
+    for nb in data["notebooks"]:
+        if nb["attempts"]:
+            nb["run_reason"] = "no successful run recorded for this warehouse"
+    write_manifest(run_dir, data)
+    text = build_report(run_dir).read_text(encoding="utf-8")
+    assert "no successful run recorded" not in text
+    assert text.count("first run on this warehouse") == 1
+    data["notebooks"][0]["run_reason"] = "silver.customer changed"  # reasons differ: each row says its own
+    write_manifest(run_dir, data)
+    text = build_report(run_dir).read_text(encoding="utf-8")
+    assert '<div class="why">first run</div>' in text and '<div class="why">silver.customer changed</div>' in text
+
 # -- command line and runner ---------------------------------------------------------------------
 
 def test_report_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -378,7 +572,8 @@ def test_report_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     assert main(["report"]) == 0
     assert capsys.readouterr().out.strip() == str(run / REPORT_FILE)
     assert main(["report", RUN_ID[:10], "--no-code"]) == 0
-    assert 'data-variant="no-code"' in (run / REPORT_FILE).read_text(encoding="utf-8")
+    assert 'data-variants="html html-no-code"' in (run / REPORT_FILE).read_text(encoding="utf-8")
+    assert (run / HTML_DIR / "gold" / "chart.html").is_file() and (run / NO_CODE_DIR / "gold" / "chart.html").is_file()
     capsys.readouterr()
     assert main(["report", "nope"]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
@@ -497,3 +692,37 @@ def test_report_renders_in_headless_chromium(chromium: str, run_dir: Path, tmp_p
     page = run_dir / HTML_DIR / "silver" / "ride@2024-03.html"
     dom = _chrome(chromium, profile, "--dump-dom", page.as_uri()).stdout
     assert "silver.ride" in dom and "month 2024-03" in dom and f"run {RUN_ID}" in dom
+
+
+@pytest.mark.slow
+def test_latest_opens_usefully_after_a_no_op_run_and_after_a_rollback(chromium: str, run_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """``outputs/runs/latest/index.html`` (through the ``latest`` link) after a run where everything was
+    up-to-date, and after a rollback: Chromium loads it and every page it links to."""
+    from urllib.parse import urljoin
+
+    root = run_dir.parents[2]
+    runs = root / "outputs" / "runs"
+    build_report(run_dir)
+    _earlier_run(root)
+    profile = tmp_path / "chromium-profile"
+    for run, expect in ((_no_op_run(root), ["Nothing needed to run.", "kept from run", EARLIER]),
+                        (_rollback_run(root), ["Tables moved", "gold.chart", "set-current", "silver.ride"])):
+        build_report(run)
+        update_latest(runs, run.name)
+        latest = runs / "latest" / REPORT_FILE
+        assert latest.resolve() == (run / REPORT_FILE).resolve()
+        dom = _chrome(chromium, profile, "--dump-dom", latest.as_uri()).stdout
+        for snippet in expect:
+            assert snippet in dom, (run.name, snippet)
+        linked = [url for tag, _, url in parse(latest).urls if tag == "a" and url.endswith(".html")]
+        assert linked, run.name
+        for url in sorted(set(linked)):
+            target = urljoin(latest.as_uri(), url)
+            assert Path(unquote(urlsplit(target).path)).is_file(), target
+            page = _chrome(chromium, profile, "--dump-dom", target).stdout
+            assert "<body" in page and ("ridelake run" in page or "rl-nav" in page), target
+    # the pages the no-op run links are the earlier run's executed notebooks
+    page = _chrome(chromium, profile, "--dump-dom",
+                   urljoin((runs / "latest" / REPORT_FILE).as_uri(), f"../{EARLIER}/{HTML_DIR}/bronze/customer.html"))
+    assert "customers written" in page.stdout

@@ -1,32 +1,42 @@
 """The run report: ``outputs/runs/<run_id>/index.html``, one page a person can open from disk.
 
-Every run writes it at its end (:func:`write_after_run`, called by the runner) and
-``ridelake report [RUN_ID] [--no-code]`` rebuilds it. The page shows the run's status,
-parameters and duration, the DAG with each notebook coloured by status, a timeline of the
-notebooks as they ran in parallel, and per notebook its table, the rows written, the snapshot
-ids and the error, with a link to the executed notebook rendered as HTML (nbconvert's ``lab``
-template; charts are the notebooks' embedded PNGs).
+Every run writes it at its end (:func:`write_after_run`, called by the runner and by rollback)
+and ``ridelake report [RUN_ID] [--no-code]`` rebuilds it. For a notebook run the page shows the
+run's status, parameters and duration, the DAG with each notebook coloured by status, a timeline
+of the notebooks as they ran in parallel, and per notebook its table, the rows written, the
+snapshot ids and the error, with links to the executed notebook rendered as HTML (nbconvert's
+``lab`` template; charts are the notebooks' embedded PNGs). A notebook the run found up-to-date
+links to the executed copy of the run that holds its data (``up_to_date_since``). A run without
+notebooks (``command: rollback``) lists the tables it moved, from and to which snapshot.
 
-The run folder is self-contained: no script, no font and no stylesheet is fetched from the
-network (nbconvert's require.js, MathJax and mermaid tags are left out), every link is relative,
-so the folder still works when zipped and opened elsewhere. What the report adds::
+The page is rendered from jinja2 templates with autoescaping (package data under
+``ridelake/core/templates/``: ``report.html.j2``, ``dag.svg.j2``, ``gantt.svg.j2``,
+``nav.html.j2``, ``ridelake_notebook.html.j2`` and the stylesheets). The run folder is
+self-contained: no script, font or stylesheet is fetched from the network (nbconvert's
+require.js, MathJax and mermaid tags are left out), every link is relative, so the folder still
+works when zipped and opened elsewhere (links to an earlier run's pages need that run's folder
+beside it). What the report adds::
 
-    index.html                              the report
-    html/<layer>/<table>.html               each executed notebook
-    html/<layer>/<table>.attempt-N.html     an earlier, failed attempt (when kept)
-    html/notebook.css                       the notebook pages' stylesheet (shared)
+    index.html                                  the report
+    html/<layer>/<table>.html                   each executed notebook, with code
+    html/<layer>/<table>.attempt-N.html         an earlier, failed attempt (when kept)
+    html/notebook.css                           the notebook pages' stylesheet (shared)
+    html-no-code/...                            the same pages without code (``--no-code``)
 
-``--no-code`` renders the notebook pages without input cells and prompts (code cells that
-printed nothing are left out), for readers who do not read code; markdown, tables, charts and
-errors stay. The report is ``index.html`` either way, and says which variant it is; rebuilding
-replaces the other variant.
+``--no-code`` writes the pages without input cells and prompts (code cells that printed nothing
+are left out) *beside* the full ones, for readers who do not read code; markdown, tables, charts
+and errors stay. The index links every variant present.
+
+For sharing, values are shown relative to the project root (``data/x.csv``, not
+``/home/me/ridelake/data/x.csv``) and the home folder as ``~``: in the parameters, the command,
+papermill's injected-parameters cell and the notebooks' printed output (the executed notebooks
+themselves are not changed).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import html
 import os
 import re
 import shlex
@@ -34,11 +44,14 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Callable, Mapping, Sequence, TextIO
 from urllib.parse import quote
 
-from ridelake.core.dag import Pipeline, execution_deps, key_month, layered
-from ridelake.errors import ConfigError, RidelakeError
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from ridelake.core.dag import Pipeline, execution_deps, key_month, layered, load_pipeline
+from ridelake.core.kernel_log import has_content
 from ridelake.core.manifest import (
     RUN_FILE,
     effective_status,
@@ -46,15 +59,23 @@ from ridelake.core.manifest import (
     output_file,
     parse_iso,
     read_manifest,
+    resolve_run,
+    runs_dir,
     write_atomic,
 )
-from ridelake.core.progress import format_seconds
+from ridelake.core.progress import format_rows, format_seconds, reason_text
+from ridelake.core.project import project_root
+from ridelake.core.scheduler import FAILED, SKIPPED, SUCCEEDED, UP_TO_DATE
+from ridelake.errors import ConfigError, RidelakeError
 
 __all__ = [
     "REPORT_FILE",
     "HTML_DIR",
+    "NO_CODE_DIR",
     "NOTEBOOK_CSS",
+    "TEMPLATES",
     "STATUS_COLOURS",
+    "Shareable",
     "build_report",
     "render_notebook",
     "dag_svg",
@@ -65,25 +86,28 @@ __all__ = [
 
 REPORT_FILE = "index.html"
 HTML_DIR = "html"
+NO_CODE_DIR = "html-no-code"
 NOTEBOOK_CSS = "notebook.css"
+#: The templates and stylesheets (package data).
+TEMPLATES = Path(__file__).with_name("templates")
+_NOTEBOOK_TEMPLATE = "ridelake_notebook.html.j2"
 
 #: status -> (strong colour, light tint); anything else (running, pending, killed...) is amber.
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
-    "succeeded": ("#1f9d55", "#e4f5eb"),
-    "failed": ("#d64545", "#fbe7e7"),
-    "skipped": ("#8a94a0", "#eef0f3"),
-    "up-to-date": ("#3273dc", "#e5eefc"),
+    SUCCEEDED: ("#1f9d55", "#e4f5eb"),
+    FAILED: ("#d64545", "#fbe7e7"),
+    SKIPPED: ("#8a94a0", "#eef0f3"),
+    UP_TO_DATE: ("#3273dc", "#e5eefc"),
 }
 _OTHER = ("#d99a00", "#fdf3d6")
-_RUN_COLOURS = {"succeeded": "succeeded", "failed": "failed", "killed": "failed"}
+_RUN_COLOURS = {"killed": FAILED}
+
+_env = Environment(loader=PackageLoader("ridelake.core", "templates"), autoescape=True,
+                   undefined=StrictUndefined, trim_blocks=False, keep_trailing_newline=True)
 
 
-def _colour(status: str | None) -> tuple[str, str]:
+def _colour(status: Any) -> tuple[str, str]:
     return STATUS_COLOURS.get(str(status), _OTHER)
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def _href(rel: str | Path) -> str:
@@ -91,42 +115,115 @@ def _href(rel: str | Path) -> str:
     return quote(Path(rel).as_posix(), safe="/")
 
 
+def _variant_dir(no_code: bool) -> str:
+    return NO_CODE_DIR if no_code else HTML_DIR
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _seconds(value: Any) -> str:
+    """:func:`~ridelake.core.progress.format_seconds` with a unit on short times; ``–`` for no number."""
+    if not isinstance(value, (int, float)):
+        return "–"
+    text = format_seconds(value)
+    return f"{text} s" if value < 600 else text
+
+
+# -- shareable text ------------------------------------------------------------------------------
+
+class Shareable:
+    """Rewrites local paths in displayed text: the project root goes (``data/x.csv``), the home
+    folder becomes ``~``.
+
+    Args:
+        root: the project root (None: only the home folder is rewritten).
+        home: the home folder (default the user's).
+    """
+
+    def __init__(self, root: str | Path | None, home: str | Path | None = None) -> None:
+        self.root = str(Path(root).resolve()) if root is not None else None
+        home_dir = str(Path(home).resolve()) if home is not None else os.path.expanduser("~")
+        self.home = home_dir if home_dir not in ("/", "") and home_dir != self.root else None
+        prefixes = [p for p in (self.root, self.home) if p]
+        self._pattern = re.compile("|".join(f"(?:{re.escape(p)})(?![\\w.-])/?" for p in
+                                            sorted(prefixes, key=len, reverse=True))) if prefixes else None
+
+    def _swap(self, match: re.Match[str]) -> str:
+        text = match.group(0)
+        base = text.rstrip("/")
+        if base == self.root:
+            return "" if text.endswith("/") else "."
+        return "~/" if text.endswith("/") else "~"
+
+    def text(self, value: Any) -> Any:
+        """The value with local path prefixes rewritten (non-strings unchanged)."""
+        if not isinstance(value, str) or self._pattern is None:
+            return value
+        return self._pattern.sub(self._swap, value)
+
+    def notebook(self, nb: Any) -> bool:
+        """Rewrite a notebook node in memory: papermill's injected-parameters cell and the
+        text of outputs (streams, errors, plain text). Returns True when something changed."""
+        changed = False
+
+        def swap(value: Any) -> Any:
+            nonlocal changed
+            if isinstance(value, list):
+                return [swap(v) for v in value]
+            new = self.text(value)
+            changed |= new != value
+            return new
+
+        for cell in nb.get("cells", []):
+            if "injected-parameters" in (cell.get("metadata", {}).get("tags") or []):
+                before = changed
+                changed = False
+                cell["source"] = swap(cell.get("source", ""))
+                if changed:
+                    text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                    cell["source"] = text.replace("# Parameters\n", "# Parameters (paths relative to the project "
+                                                                     "root)\n", 1)
+                changed |= before
+            for out in cell.get("outputs", []) or []:
+                if "text" in out:
+                    out["text"] = swap(out["text"])
+                if "evalue" in out:
+                    out["evalue"] = swap(out["evalue"])
+                if "traceback" in out:
+                    out["traceback"] = swap(out["traceback"])
+                data = out.get("data") or {}
+                if "text/plain" in data:
+                    data["text/plain"] = swap(data["text/plain"])
+        return changed
+
+
+def _project_of(folder: Path, run: Mapping[str, Any]) -> Path | None:
+    """The project root a run folder belongs to: the folder minus the record's ``run_folder``
+    (``outputs/runs/<id>``), else the ``<root>/outputs/runs/<id>`` layout."""
+    resolved = folder.resolve()
+    rel = Path(str(run.get("run_folder") or ""))
+    if rel.parts and not rel.is_absolute() and resolved.parts[-len(rel.parts):] == rel.parts:
+        return resolved.parents[len(rel.parts) - 1]
+    if resolved.parent.name == "runs" and resolved.parent.parent.name == "outputs":
+        return resolved.parents[2]
+    return None
+
+
 # -- notebook pages ------------------------------------------------------------------------------
 
-_TEMPLATE_NAME = "ridelake_notebook.html.j2"
-_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{#- offline: none of the lab template's CDN scripts (require.js, MathJax, mermaid, widgets) -#}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block extra_css -%}<style type="text/css">
-.rl-nav { position: sticky; top: 0; z-index: 10; display: flex; flex-wrap: wrap; gap: 6px 14px;
-  align-items: center; padding: 9px 20px; margin: 0 0 6px; border-radius: 8px; background: #1d2733; color: #dfe6ee;
-  font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-.rl-nav a { color: #fff; text-decoration: none; font-weight: 600; }
-.rl-nav a:hover { text-decoration: underline; }
-.rl-nav .rl-name { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
-.rl-nav .rl-badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-weight: 600;
-  font-size: 12px; color: #fff; }
-.rl-nav .rl-dim { color: #9fb0c2; }
-main { padding-top: 8px; }
-</style>{%- endblock extra_css -%}
-{%- block body_header -%}{{ super() }}
-{{ resources.ridelake_nav }}
-{%- endblock body_header -%}
-"""
 _HEAD_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S | re.I)
 
 
 def _exporter(no_code: bool) -> Any:
-    from jinja2 import DictLoader
+    # nbconvert is heavy (about a second to import) and needed only when pages are rendered
     from nbconvert import HTMLExporter
 
     return HTMLExporter(
         template_name="lab",
-        template_file=_TEMPLATE_NAME,
-        extra_loaders=[DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
+        template_file=_NOTEBOOK_TEMPLATE,
+        extra_template_paths=[str(TEMPLATES)],
         embed_images=True,
         exclude_input=no_code,
         exclude_input_prompt=no_code,
@@ -135,7 +232,7 @@ def _exporter(no_code: bool) -> Any:
 
 
 def render_notebook(src: str | Path, *, no_code: bool = False, title: str | None = None, nav: str = "",
-                    exporter: Any = None) -> str:
+                    exporter: Any = None, shareable: Shareable | None = None) -> str:
     """Render one executed notebook as a standalone HTML page (no network needed).
 
     Args:
@@ -144,6 +241,7 @@ def render_notebook(src: str | Path, *, no_code: bool = False, title: str | None
         title: the page title (default the file name).
         nav: HTML put at the top of the page (the report's navigation bar).
         exporter: a configured ``HTMLExporter`` to reuse (default a new one).
+        shareable: rewrite local paths in the parameters cell and the outputs (the file is not changed).
 
     Returns:
         The page.
@@ -151,6 +249,7 @@ def render_notebook(src: str | Path, *, no_code: bool = False, title: str | None
     Raises:
         ConfigError: the file is not a readable notebook or cannot be rendered.
     """
+    # nbformat comes with nbconvert; imported here with it
     import nbformat
 
     path = Path(src)
@@ -160,8 +259,10 @@ def render_notebook(src: str | Path, *, no_code: bool = False, title: str | None
         raise ConfigError(f"cannot read the notebook {path}: {exc}") from None
     if no_code:
         nb.cells = [c for c in nb.cells if not (c.get("cell_type") == "code" and not c.get("outputs"))]
+    if shareable is not None:
+        shareable.notebook(nb)
     exp = exporter or _exporter(no_code)
-    resources = {"metadata": {"name": title or path.stem}, "ridelake_nav": nav}
+    resources = {"metadata": {"name": title or path.stem}, "ridelake_nav": Markup(nav)}
     try:
         body, _ = exp.from_notebook_node(nb, resources=resources)
     except Exception as exc:  # nbconvert raises many kinds; the report names the file instead
@@ -171,29 +272,29 @@ def render_notebook(src: str | Path, *, no_code: bool = False, title: str | None
 
 @dataclass
 class _Pages:
-    """The notebook pages of one report build."""
+    """The notebook pages of one report build (one variant: with or without code)."""
 
     out_dir: Path
     no_code: bool
+    shareable: Shareable | None = None
     exporter: Any = None
     css: str | None = None
-    pages: dict[str, str] = field(default_factory=dict)       # key -> href of the page
-    attempts: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)    # key -> why there is no page
 
-    def render(self, key: str, src: Path, rel: str, nav: str, title: str) -> str | None:
-        """Render ``src`` to ``<out_dir>/<rel>``; return its href from index.html (None on failure)."""
+    def render(self, key: str, src: Path, rel: str, nav: Callable[[Path], str], title: str) -> bool:
+        """Render ``src`` to ``<out_dir>/<rel>`` (``nav`` gets the page's path); False on failure."""
         if self.exporter is None:
             self.exporter = _exporter(self.no_code)
+        dest = self.out_dir / rel
         try:
-            page = render_notebook(src, no_code=self.no_code, title=title, nav=nav, exporter=self.exporter)
+            page = render_notebook(src, no_code=self.no_code, title=title, nav=nav(dest), exporter=self.exporter,
+                                   shareable=self.shareable)
         except ConfigError as exc:
             self.problems[key] = str(exc)
-            return None
-        dest = self.out_dir / rel
+            return False
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(self._share_css(page, dest), encoding="utf-8")
-        return _href(Path(HTML_DIR) / rel)
+        return True
 
     def _share_css(self, page: str, dest: Path) -> str:
         """Move the page's head styles (the same ~300 KB for every page) into notebook.css."""
@@ -211,27 +312,26 @@ class _Pages:
         return head + sep + rest
 
 
-def _nav(run: Mapping[str, Any], nb: Mapping[str, Any], back: str, no_code: bool, attempt: int | None = None) -> str:
-    key = nb.get("key") or nb.get("name")
-    status = str(nb.get("status"))
+def _nav(run: Mapping[str, Any], nb: Mapping[str, Any], back: str, no_code: bool, attempt: int | None = None,
+         other: Mapping[str, str] | None = None, source_run: str | None = None) -> str:
+    status = FAILED if attempt is not None else str(nb.get("status"))
+    facts: list[str] = []
     if attempt is not None:
-        status = "failed"
-    strong, _ = _colour(status)
-    bits = [f'<a href="{_e(back)}">&larr; run {_e(run.get("run_id", "?"))}</a>',
-            f'<span class="rl-name">{_e(key)}</span>',
-            f'<span class="rl-badge" style="background:{strong}">{_e(status)}</span>']
-    if attempt is not None:
-        bits.append(f'<span class="rl-dim">attempt {attempt} of {_e(nb.get("attempts"))} (kept for the record)</span>')
+        facts.append(f"attempt {attempt} of {nb.get('attempts')} (kept for the record)")
+    elif source_run:
+        facts.append(f"executed in run {source_run}; this run kept its result")
     else:
         if nb.get("duration_s") is not None:
-            bits.append(f'<span class="rl-dim">{_seconds(nb.get("duration_s"))}</span>')
+            facts.append(_seconds(nb.get("duration_s")))
         if nb.get("table"):
-            bits.append(f'<span class="rl-dim">writes {_e(nb.get("table"))}</span>')
+            facts.append(f"writes {nb.get('table')}")
         if isinstance(nb.get("rows_written"), int):
-            bits.append(f'<span class="rl-dim">{nb["rows_written"]:,} rows</span>')
+            facts.append(f"{nb['rows_written']:,} rows")
     if no_code:
-        bits.append('<span class="rl-dim">without code</span>')
-    return '<nav class="rl-nav">' + "".join(bits) + "</nav>"
+        facts.append("without code")
+    return _env.get_template("nav.html.j2").render(
+        back=back, run_id=run.get("run_id", "?"), key=nb.get("key") or nb.get("name"), status=status,
+        colour=_colour(status)[0], facts=facts, other=other)
 
 
 # -- the graph -----------------------------------------------------------------------------------
@@ -240,10 +340,14 @@ def _name(nb: Mapping[str, Any]) -> str:
     return str(nb.get("name") or str(nb.get("key", "?")).split("@", 1)[0])
 
 
+def _key(nb: Mapping[str, Any]) -> str:
+    return str(nb.get("key") or _name(nb))
+
+
 def _dependencies(notebooks: Sequence[Mapping[str, Any]], pipeline: Pipeline | None) -> dict[str, set[str]]:
     """Key -> the keys it waited for, reduced to direct edges (as the scheduler links them)."""
-    keys = [str(nb.get("key") or _name(nb)) for nb in notebooks]
-    names = {str(nb.get("key") or _name(nb)): _name(nb) for nb in notebooks}
+    keys = [_key(nb) for nb in notebooks]
+    names = {_key(nb): _name(nb) for nb in notebooks}
     deps: dict[str, set[str]] = {k: set() for k in keys}
     if pipeline is not None and all(n in pipeline.notebooks for n in names.values()):
         deps.update(execution_deps(pipeline, [(k, names[k], key_month(k)) for k in keys]))
@@ -277,14 +381,6 @@ def _waves(keys: Sequence[str], deps: Mapping[str, set[str]]) -> list[list[str]]
         return [list(keys)]
 
 
-def _seconds(value: Any) -> str:
-    """:func:`~ridelake.core.progress.format_seconds` with a unit on short times; ``–`` for no number."""
-    if not isinstance(value, (int, float)):
-        return "–"
-    text = format_seconds(value)
-    return f"{text} s" if value < 600 else text
-
-
 def dag_svg(notebooks: Sequence[Mapping[str, Any]], pages: Mapping[str, str] | None = None,
             pipeline: Pipeline | None = None) -> str:
     """The run's DAG as inline SVG: one column per wave, nodes coloured by status.
@@ -298,10 +394,10 @@ def dag_svg(notebooks: Sequence[Mapping[str, Any]], pages: Mapping[str, str] | N
         An ``<svg>`` element.
     """
     pages = pages or {}
-    by_key = {str(nb.get("key") or _name(nb)): nb for nb in notebooks}
+    by_key = {_key(nb): nb for nb in notebooks}
     keys = list(by_key)
     if not keys:
-        return '<p class="muted">No notebooks in this run.</p>'
+        return str(Markup('<p class="muted">No notebooks in this run.</p>'))
     deps = _dependencies(notebooks, pipeline)
     waves = _waves(keys, deps)
     # order inside a column by the mean position of the parents (fewer crossings)
@@ -314,54 +410,40 @@ def dag_svg(notebooks: Sequence[Mapping[str, Any]], pages: Mapping[str, str] | N
             pos[k] = i - (len(wave) - 1) / 2
     node_w, node_h, gap_x, pitch_y, pad, top = 220, 40, 50, 50, 14, 26
     rows = max(len(w) for w in waves)
-    width = pad * 2 + len(waves) * node_w + (len(waves) - 1) * gap_x
-    height = top + pad + rows * pitch_y
     xy: dict[str, tuple[float, float]] = {}
     for w, wave in enumerate(waves):
         for k in wave:
             xy[k] = (pad + w * (node_w + gap_x), top + (rows - 1) / 2 * pitch_y + pos[k] * pitch_y)
-    parts = [f'<svg class="dag" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" role="img" aria-label="pipeline graph">',
-             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-             'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#9aa5b1"/></marker></defs>']
-    for w in range(len(waves)):
-        parts.append(f'<text class="wave" x="{pad + w * (node_w + gap_x) + node_w / 2}" y="14" '
-                     f'text-anchor="middle">wave {w + 1}</text>')
+    edges = []
     for b in keys:
         for a in sorted(deps[b], key=keys.index):
             (x1, y1), (x2, y2) = xy[a], xy[b]
             x1, y1, y2 = x1 + node_w, y1 + node_h / 2, y2 + node_h / 2
             dx = max(20.0, (x2 - x1) / 2)
-            dash = ' stroke-dasharray="4 3"' if by_key[b].get("status") == "skipped" else ""
-            parts.append(f'<path class="edge" d="M{x1:.1f},{y1:.1f} C{x1 + dx:.1f},{y1:.1f} {x2 - dx:.1f},{y2:.1f} '
-                         f'{x2 - 2:.1f},{y2:.1f}" marker-end="url(#arrow)"{dash}/>')
+            edges.append({"d": f"M{x1:.1f},{y1:.1f} C{x1 + dx:.1f},{y1:.1f} {x2 - dx:.1f},{y2:.1f} {x2 - 2:.1f},{y2:.1f}",
+                          "dashed": by_key[b].get("status") == SKIPPED})
+    nodes = []
     for k in keys:
         nb, (x, y) = by_key[k], xy[k]
         status = str(nb.get("status", "?"))
         strong, tint = _colour(status)
         meta = [status]
-        if status == "up-to-date":
+        if status == UP_TO_DATE:
             meta.append("not rerun")
         else:
-            if nb.get("duration_s") is not None and status != "skipped":
+            if nb.get("duration_s") is not None and status != SKIPPED:
                 meta.append(_seconds(nb.get("duration_s")))
             if isinstance(nb.get("rows_written"), int):
                 meta.append(f"{nb['rows_written']:,} rows")
         tip = f"{k}: {status}" + (f"\n{nb['error']}" if nb.get("error") else "")
         if nb.get("up_to_date_since"):
             tip += f"\nkept the result of run {nb['up_to_date_since']}"
-        node = (f'<g class="node" data-key="{_e(k)}" data-status="{_e(status)}"><title>{_e(tip)}</title>'
-                f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="6" fill="{tint}" stroke="{strong}"/>'
-                f'<rect x="{x}" y="{y}" width="6" height="{node_h}" rx="3" fill="{strong}"/>'
-                f'<text class="label" x="{x + 14}" y="{y + 17}">{_e(_fit(k, 27))}</text>'
-                f'<text class="meta" x="{x + 14}" y="{y + 32}">{_e(" · ".join(meta))}</text></g>')
-        parts.append(f'<a href="{_e(pages[k])}">{node}</a>' if k in pages else node)
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+        nodes.append({"key": k, "status": status, "strong": strong, "tint": tint, "x": x, "y": y, "tip": tip,
+                      "label": _fit(k, 27), "meta": " · ".join(meta), "href": pages.get(k)})
+    return _env.get_template("dag.svg.j2").render(
+        width=pad * 2 + len(waves) * node_w + (len(waves) - 1) * gap_x, height=top + pad + rows * pitch_y,
+        node_w=node_w, node_h=node_h, edges=edges, nodes=nodes,
+        waves=[{"x": pad + w * (node_w + gap_x) + node_w / 2} for w in range(len(waves))]).strip()
 
 
 # -- the timeline --------------------------------------------------------------------------------
@@ -389,7 +471,7 @@ def gantt_svg(run: Mapping[str, Any], pages: Mapping[str, str] | None = None) ->
     pages = pages or {}
     notebooks = list(run.get("notebooks") or [])
     if not notebooks:
-        return '<p class="muted">No notebooks in this run.</p>'
+        return str(Markup('<p class="muted">No notebooks in this run.</p>'))
     starts = [parse_iso(nb.get("started_at")) for nb in notebooks]
     known = [s for s in starts if s is not None]
     t0 = parse_iso(run.get("started_at")) or (min(known) if known else 0.0)
@@ -399,144 +481,52 @@ def gantt_svg(run: Mapping[str, Any], pages: Mapping[str, str] | None = None) ->
     horizon = max(horizon, 1.0)
     order = sorted(range(len(notebooks)), key=lambda i: (starts[i] is None, starts[i] or 0, i))
     label_w, chart_w, right, pitch, bar_h, top = 230, 990, 70, 22, 14, 30
-    width, height = label_w + chart_w + right, top + pitch * len(notebooks) + 8
     scale = chart_w / horizon
 
     def x_of(t: float) -> float:
-        return label_w + max(0.0, t - t0) * scale
+        return round(label_w + max(0.0, t - t0) * scale, 1)
 
-    parts = [f'<svg class="gantt" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" role="img" aria-label="timeline">',
-             '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
-             'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fbe7e7"/>'
-             '<line x1="0" y1="0" x2="0" y2="6" stroke="#d64545" stroke-width="2.5"/></pattern></defs>']
-    step = _tick_step(horizon)
-    tick = 0.0
+    step, ticks, tick = _tick_step(horizon), [], 0.0
     while tick <= horizon + 1e-9:
-        x = label_w + tick * scale
-        parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 6}"/>'
-                     f'<text class="tick" x="{x:.1f}" y="{top - 12}" text-anchor="middle">{tick:g} s</text>')
+        ticks.append({"x": round(label_w + tick * scale, 1), "label": f"{tick:g} s"})
         tick += step
+    rows = []
     for row, i in enumerate(order):
         nb = notebooks[i]
-        key = str(nb.get("key") or _name(nb))
-        status = str(nb.get("status", "?"))
-        strong, tint = _colour(status)
-        y = top + row * pitch
-        if row % 2:
-            parts.append(f'<rect class="band" x="0" y="{y}" width="{width}" height="{pitch}"/>')
-        label = f'<text class="row" x="{label_w - 10}" y="{y + 15}" text-anchor="end">{_e(_fit(key, 32))}</text>'
-        parts.append(f'<a href="{_e(pages[key])}">{label}</a>' if key in pages else label)
+        key, status = _key(nb), str(nb.get("status", "?"))
+        entry: dict[str, Any] = {"key": key, "y": top + row * pitch, "band": bool(row % 2), "label": _fit(key, 32),
+                                 "href": pages.get(key), "colour": _colour(status)[0], "failed": [], "bar": None,
+                                 "note": None}
+        rows.append(entry)
         start, end = starts[i], ends[i]
-        if start is None or (status == "up-to-date" and not nb.get("attempts")):
-            note = (f"up-to-date: kept from run {nb['up_to_date_since']}" if nb.get("up_to_date_since")
-                    else f"{status} (not run)")
-            parts.append(f'<text class="note" x="{label_w + 6}" y="{y + 15}">{_e(note)}</text>')
+        if start is None or (status == UP_TO_DATE and not nb.get("attempts")):
+            entry["note"] = (f"up-to-date: kept from run {nb['up_to_date_since']}" if nb.get("up_to_date_since")
+                             else f"{status} (not run)")
             continue
         open_end = end is None
         end = end if end is not None else (run_end or t0 + horizon)
-        for attempt in nb.get("attempt_log") or []:
+        attempts = int(nb.get("attempts") or 0)
+        retried = [a for a in nb.get("attempt_log") or []
+                   if a.get("status") == FAILED and int(a.get("attempt", 0)) < attempts]
+        for attempt in retried:
             a0, a1 = parse_iso(attempt.get("started_at")), parse_iso(attempt.get("finished_at"))
-            if attempt.get("status") == "failed" and a0 is not None and a1 is not None and \
-                    int(attempt.get("attempt", 0)) < int(nb.get("attempts") or 0):
-                parts.append(f'<rect x="{x_of(a0):.1f}" y="{y + 4}" width="{max(1.5, (a1 - a0) * scale):.1f}" '
-                             f'height="{bar_h}" fill="url(#hatch)" rx="2"><title>{_e(key)}: attempt '
-                             f'{_e(attempt.get("attempt"))} failed after {_seconds(a1 - a0)}</title></rect>')
-        retried = [a for a in nb.get("attempt_log") or [] if a.get("status") == "failed"
-                   and int(a.get("attempt", 0)) < int(nb.get("attempts") or 0)]
-        final = [a for a in nb.get("attempt_log") or [] if int(a.get("attempt", 0)) == int(nb.get("attempts") or 0)]
+            if a0 is not None and a1 is not None:
+                entry["failed"].append({"x": x_of(a0), "w": round(max(1.5, (a1 - a0) * scale), 1),
+                                        "tip": f"{key}: attempt {attempt.get('attempt')} failed after {_seconds(a1 - a0)}"})
+        final = [a for a in nb.get("attempt_log") or [] if int(a.get("attempt", 0)) == attempts]
         bar0 = parse_iso(final[0].get("started_at")) if retried and final else start
         bar0 = bar0 if bar0 is not None and start <= bar0 <= end else start
         w = max(2.0, (end - bar0) * scale)
-        tip = f"{key}: {status}, {_seconds(nb.get('duration_s'))}" + (f", {nb['attempts']} attempts" if
-                                                                       (nb.get("attempts") or 0) > 1 else "")
-        style = ' stroke-dasharray="3 2" fill-opacity="0.55"' if open_end else ""
-        parts.append(f'<rect class="bar" data-key="{_e(key)}" x="{x_of(bar0):.1f}" y="{y + 4}" width="{w:.1f}" '
-                     f'height="{bar_h}" rx="2" fill="{strong}" stroke="{strong}"{style}>'
-                     f'<title>{_e(tip)}</title></rect>')
-        text = _seconds(nb.get("duration_s")) if not open_end else f"{status}…"
-        parts.append(f'<text class="dur" x="{x_of(bar0) + w + 5:.1f}" y="{y + 15}">{_e(text)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        tip = f"{key}: {status}, {_seconds(nb.get('duration_s'))}" + (f", {attempts} attempts" if attempts > 1 else "")
+        entry["bar"] = {"x": x_of(bar0), "w": round(w, 1), "open": open_end, "tip": tip,
+                        "text_x": round(x_of(bar0) + w + 5, 1),
+                        "text": _seconds(nb.get("duration_s")) if not open_end else f"{status}…"}
+    return _env.get_template("gantt.svg.j2").render(
+        width=label_w + chart_w + right, height=top + pitch * len(notebooks) + 8, top=top, pitch=pitch,
+        bar_h=bar_h, label_w=label_w, ticks=ticks, rows=rows).strip()
 
 
 # -- the page ------------------------------------------------------------------------------------
-
-_CSS = """
-:root { --ink: #1d2733; --muted: #66737f; --line: #e3e7ec; --bg: #f6f7f9; }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--ink);
-  font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-header.top { background: #1d2733; color: #fff; padding: 22px 32px 18px; }
-header.top h1 { margin: 0 0 4px; font-size: 22px; font-weight: 650; letter-spacing: .2px; }
-header.top h1 .id { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-weight: 500; }
-header.top .sub { color: #a9b7c6; font-size: 13px; }
-main { max-width: 1420px; margin: 0 auto; padding: 18px 32px 40px; }
-section { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 16px 20px 18px;
-  margin: 0 0 18px; box-shadow: 0 1px 2px rgba(16,24,40,.04); }
-section h2 { margin: 0 0 12px; font-size: 16px; font-weight: 650; }
-.badge { display: inline-block; padding: 1px 10px; border-radius: 11px; color: #fff; font-weight: 600;
-  font-size: 12px; line-height: 20px; vertical-align: middle; white-space: nowrap; }
-header.top .badge { font-size: 13px; padding: 2px 12px; margin-left: 10px; }
-.chips { margin: 10px 0 0; display: flex; flex-wrap: wrap; gap: 6px; }
-.chip { background: rgba(255,255,255,.1); border-radius: 6px; padding: 2px 9px; font-size: 12.5px;
-  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-.chip .k { color: #a9b7c6; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 10px; margin: 16px 0 0; }
-.card { background: rgba(255,255,255,.07); border-radius: 8px; padding: 8px 12px; }
-.card .k { color: #a9b7c6; font-size: 11.5px; text-transform: uppercase; letter-spacing: .5px; }
-.card .v { font-size: 15px; font-weight: 600; }
-.grid2 { display: grid; grid-template-columns: minmax(0, 1.1fr) minmax(0, 1fr); gap: 18px; }
-.grid2 > section { margin: 0 0 18px; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase; letter-spacing: .4px;
-  background: #fafbfc; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.kv th { width: 34%; text-transform: none; letter-spacing: 0; font-size: 13px; background: none; }
-code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
-.muted, .null { color: var(--muted); }
-a { color: #2160c4; text-decoration: none; }
-a:hover { text-decoration: underline; }
-.scroll { overflow-x: auto; }
-svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-svg.dag, svg.gantt { max-width: 100%; height: auto; display: block; }
-svg .label { font-size: 12px; font-weight: 600; fill: #1d2733; }
-svg .meta { font-size: 11px; fill: #56626e; }
-svg .wave { font-size: 11px; fill: #8b97a3; text-transform: uppercase; letter-spacing: .6px; }
-svg .edge { fill: none; stroke: #aab4bf; stroke-width: 1.3; }
-svg a:hover rect { stroke-width: 2.2; }
-svg .grid { stroke: #e6e9ee; stroke-width: 1; }
-svg .tick { font-size: 11px; fill: #7b8794; }
-svg .row { font-size: 12px; fill: #1d2733; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-svg a .row { fill: #2160c4; }
-svg .band { fill: #f7f8fa; }
-svg .dur, svg .note { font-size: 11px; fill: #66737f; }
-.legend { display: flex; flex-wrap: wrap; gap: 14px; margin: 10px 0 0; font-size: 12.5px; color: var(--muted); }
-.legend span.plain::before { display: none; }
-.legend span::before { content: ""; display: inline-block; width: 12px; height: 12px; border-radius: 3px;
-  margin-right: 6px; vertical-align: -1px; background: var(--c); }
-tr.failed td { background: #fff8f8; }
-.err { color: #a32424; white-space: pre-wrap; word-break: break-word; max-width: 460px; }
-.err.note { color: var(--muted); }
-.why { color: var(--muted); font-size: 11.5px; margin-top: 3px; max-width: 220px; }
-.err-cell { font-size: 12px; }
-details summary { cursor: pointer; color: var(--muted); font-size: 12px; }
-.snap { white-space: nowrap; }
-.links a { margin-right: 8px; white-space: nowrap; }
-.variant { background: #fff4d6; border: 1px solid #f0d88a; border-radius: 8px; padding: 8px 14px; margin: 0 0 18px;
-  font-size: 13px; }
-footer { color: var(--muted); font-size: 12px; text-align: center; padding: 8px 0 24px; }
-"""
-
-
-_HATCH = "repeating-linear-gradient(45deg,#d64545 0 2px,#fbe7e7 2px 5px)"
-
-
-def _badge(status: str) -> str:
-    strong, _ = _colour(_RUN_COLOURS.get(status, status))
-    return f'<span class="badge" style="background:{strong}">{_e(status)}</span>'
-
 
 def _when(text: Any) -> str:
     ts = parse_iso(text) if isinstance(text, str) else None
@@ -545,221 +535,288 @@ def _when(text: Any) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _value(value: Any) -> str:
-    if value is None:
-        return '<span class="null">null</span>'
+def _value(value: Any, share: Shareable) -> Any:
     if isinstance(value, (list, tuple)):
-        return _e(", ".join(map(str, value))) if value else '<span class="null">none</span>'
-    return f"<code>{_e(value)}</code>"
+        return ", ".join(str(share.text(str(v))) for v in value)
+    return None if value is None else share.text(str(value))
 
 
-def _kv(rows: Iterable[tuple[str, str]]) -> str:
-    return '<table class="kv">' + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
-
-
-def _command(run: Mapping[str, Any]) -> str:
+def _command(run: Mapping[str, Any], share: Shareable) -> str:
     argv = run.get("argv")
     if isinstance(argv, list) and argv:
-        return "python -m ridelake " + shlex.join(str(a) for a in argv)
+        return "python -m ridelake " + shlex.join(str(share.text(str(a))) for a in argv)
+    params = run.get("params") or {}
+    if run.get("command") == "rollback" and params.get("rolled_back_run"):
+        return f"python -m ridelake rollback {params['rolled_back_run']}" + (" --force" if run.get("force") else "")
     return f"python -m ridelake {run.get('command', 'run')}"
 
 
-def _header(run: Mapping[str, Any], status: str, counts: Mapping[str, int]) -> str:
+def _duration(run: Mapping[str, Any]) -> str:
     duration = run.get("duration_s")
-    if duration is None:
-        t0 = parse_iso(run.get("started_at"))
-        ends = [parse_iso(nb.get("finished_at")) for nb in run.get("notebooks") or []]
-        last = max([t for t in ends if t is not None], default=None)
-        duration_text = f"≥ {_seconds(last - t0)}" if t0 is not None and last is not None else "–"
-    else:
-        duration_text = _seconds(duration)
-    total = sum(counts.values())
-    done = ", ".join(f"{n} {s}" for s, n in counts.items())
-    cards = [("Started (UTC)", _when(run.get("started_at"))), ("Finished (UTC)", _when(run.get("finished_at"))),
-             ("Duration", duration_text), ("Notebooks", f"{total}" + (f" ({done})" if done else "")),
-             ("Jobs", str(run.get("jobs", "–"))
-              + (f" · peak {run['peak_parallelism']}" if run.get("peak_parallelism") else "")),
-             ("Exit status", str(run.get("exit_code") if run.get("exit_code") is not None else "–"))]
-    params = [(k, v) for k, v in (run.get("params") or {}).items() if v is not None]
-    chips = "".join(f'<span class="chip"><span class="k">{_e(k)}</span> {_e(_fit(str(v), 60))}</span>'
-                    for k, v in params)
-    return (f'<header class="top"><h1>ridelake run <span class="id">{_e(run.get("run_id", "?"))}</span>'
-            f'{_badge(status)}</h1><div class="sub mono">{_e(_command(run))}</div>'
-            + (f'<div class="chips">{chips}</div>' if chips else "") +
-            '<div class="cards">' + "".join(f'<div class="card"><div class="k">{_e(k)}</div>'
-                                            f'<div class="v">{_e(v)}</div></div>' for k, v in cards) +
-            "</div></header>")
+    if duration is not None:
+        return _seconds(duration)
+    t0 = parse_iso(run.get("started_at"))
+    ends = [parse_iso(nb.get("finished_at")) for nb in run.get("notebooks") or []]
+    last = max([t for t in ends if t is not None], default=None)
+    return f"≥ {_seconds(last - t0)}" if t0 is not None and last is not None else "–"
 
 
-def _legend(statuses: Iterable[str]) -> str:
-    shown = ["succeeded", "failed", "skipped", "up-to-date"]
-    shown += sorted({s for s in statuses if s not in shown})
-    spans = [f'<span style="--c:{_colour(s)[0]}">{_e(s)}</span>' for s in shown]
-    return '<div class="legend">' + "".join(spans) + "</div>"
+@dataclass
+class _Build:
+    """What one report build knows: the run, its folder, the project root and the pages."""
+
+    run: Mapping[str, Any]
+    folder: Path
+    share: Shareable
+    no_code: bool
+    pages: dict[str, dict[str, str]] = field(default_factory=dict)   # variant dir -> key -> href
+    attempts: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)             # key -> run the page comes from
+
+    def page(self, key: str, variant: str | None = None) -> str | None:
+        return self.pages.get(variant or _variant_dir(self.no_code), {}).get(key)
 
 
-def _snapshots(nb: Mapping[str, Any]) -> str:
-    writes = nb.get("writes") or {}
-    if not writes:
-        return '<span class="muted">–</span>'
-    return "<br>".join(f'<span class="snap"><code>{_e(sid)}</code></span>'
-                       + (f' <span class="muted">({_e(t)})</span>' if len(writes) > 1 or t != nb.get("table") else "")
-                       for t, sid in writes.items())
+def _first_page(build: _Build, key: str) -> str | None:
+    """The page to open for a key: this build's variant, else the other one."""
+    return build.page(key) or build.page(key, _variant_dir(not build.no_code))
 
 
-def _reads(nb: Mapping[str, Any]) -> str:
-    reads = nb.get("reads") or {}
-    if not reads:
-        return ""
-    items = "".join(f"<div><code>{_e(t)}</code> @ <code>{_e(s)}</code></div>" for t, s in reads.items())
-    return f"<details><summary>read {len(reads)} table{'s' if len(reads) != 1 else ''}</summary>{items}</details>"
+def _common_reason(notebooks: Sequence[Mapping[str, Any]]) -> str | None:
+    """The one reason every notebook that ran shares (said once, above the table), if any."""
+    ran = [nb for nb in notebooks if nb.get("attempts")]
+    reasons = {reason_text(nb.get("run_reason")) for nb in ran}
+    return next(iter(reasons)) if len(ran) > 1 and len(reasons) == 1 and "" not in reasons else None
 
 
-def _error(nb: Mapping[str, Any], page: str | None) -> str:
-    err = nb.get("error")
-    if not err:
-        return ""
-    text = str(err)
-    short = text if len(text) <= 400 else text[:399] + "…"
-    kind = "err" if nb.get("status") == "failed" else "err note"
-    out = f'<div class="{kind}">{_e(short)}</div>'
-    cell = nb.get("error_cell")
-    if cell is not None:
-        where = f"failing cell {_e(cell)}"
-        if page and nb.get("status") == "failed":
-            where = f'<a href="{_e(page)}#papermill-error-cell">{where}</a>'
-        out += f'<div class="err-cell">{where}</div>'
+def _rows(build: _Build, common: str | None) -> list[dict[str, Any]]:
+    run, folder = build.run, build.folder
+    out = []
+    for nb in run.get("notebooks") or []:
+        key, status = _key(nb), str(nb.get("status", "?"))
+        page = _first_page(build, key)
+        links: list[tuple[str, str]] = []
+        for variant, label in ((HTML_DIR, "view"), (NO_CODE_DIR, "no code")):
+            if build.page(key, variant):
+                links.append((label, build.page(key, variant) or ""))
+        for attempt, href in build.attempts.get(key, []):
+            links.append((f"attempt {attempt}", href))
+        if (folder / output_file(key)).is_file():
+            links.append((".ipynb", _href(output_file(key))))
+        attempts = int(nb.get("attempts") or 0)
+        for n in range(1, attempts + 1):
+            log = log_file(key, n)
+            if has_content(folder / log):
+                links.append((f"log {n}" if attempts > 1 else "log", _href(log)))
+        muted: list[tuple[str, str]] = []
+        if key in build.problems:
+            muted.append(("not rendered", build.problems[key]))
+        elif not page:
+            muted.append(("not run" if status == SKIPPED else
+                          "no executed copy found" if status == UP_TO_DATE else "no output", ""))
+        kept = None
+        if status == UP_TO_DATE and nb.get("up_to_date_since"):
+            source = str(nb["up_to_date_since"])
+            index = folder.parent / source / REPORT_FILE
+            kept = {"run": source, "href": _href(os.path.relpath(index, folder)) if index.is_file() else None}
+        reason = reason_text(nb.get("run_reason"))
+        why = "" if status == UP_TO_DATE or reason == common else reason
+        writes = nb.get("writes") or {}
+        rows_written = nb.get("rows_written")
+        error = build.share.text(str(nb["error"])) if nb.get("error") else ""
+        out.append({
+            "key": key, "status": status, "colour": _colour(status)[0], "page": page, "kept": kept, "why": why,
+            "attempts": nb.get("attempts", 0), "time": _seconds(nb.get("duration_s")) if attempts else "–",
+            "table": nb.get("table"), "rows": format_rows(rows_written) if attempts else "–",
+            "snapshots": [(sid, t if len(writes) > 1 or t != nb.get("table") else None) for t, sid in writes.items()],
+            "reads": list((nb.get("reads") or {}).items()),
+            "error": error if len(error) <= 400 else error[:399] + "…",
+            "error_cell": nb.get("error_cell"),
+            "error_href": f"{page}#papermill-error-cell" if page and status == FAILED and
+            nb.get("error_cell") is not None and build.sources.get(key) is None else None,
+            "links": links, "muted": muted,
+        })
     return out
 
 
-def _why(nb: Mapping[str, Any]) -> str:
-    """Why it ran, or which run's result an up-to-date notebook kept (when the record says)."""
-    if nb.get("up_to_date_since"):
-        return f'<div class="why">kept from run <code>{_e(nb["up_to_date_since"])}</code></div>'
-    reason = nb.get("run_reason")
-    if reason and reason != "up-to-date":
-        return f'<div class="why">{_e(reason)}</div>'
-    return ""
+def _moved(run: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    entries = run.get("tables")
+    if entries is None and run.get("notebooks"):
+        return None
+    return [{"table": e.get("table", "?"), "action": e.get("action", "?"), "from_snapshot": e.get("from_snapshot"),
+             "to_snapshot": e.get("to_snapshot"), "rows_before": format_rows(e.get("rows_before")),
+             "rows_after": format_rows(e.get("rows_after")), "note": e.get("note", "")}
+            for e in entries or [] if isinstance(e, Mapping)]
 
 
-def _notebook_rows(run: Mapping[str, Any], pages: _Pages, run_dir: Path) -> str:
-    rows = []
-    for i, nb in enumerate(run.get("notebooks") or [], 1):
-        key = str(nb.get("key") or _name(nb))
-        status = str(nb.get("status", "?"))
-        page = pages.pages.get(key)
-        name = f'<a href="{_e(page)}">{_e(key)}</a>' if page else _e(key)
-        links = []
-        if page:
-            links.append(f'<a href="{_e(page)}">view</a>')
-        for attempt, href in pages.attempts.get(key, []):
-            links.append(f'<a href="{_e(href)}">attempt {attempt}</a>')
-        if not pages.no_code:
-            if (run_dir / output_file(key)).is_file():
-                links.append(f'<a href="{_e(_href(output_file(key)))}">.ipynb</a>')
-            attempts = int(nb.get("attempts") or 0)
-            log = log_file(key, attempts)
-            if attempts and (run_dir / log).is_file() and (run_dir / log).stat().st_size:
-                links.append(f'<a href="{_e(_href(log))}">log</a>')
-        if key in pages.problems:
-            links.append(f'<span class="muted" title="{_e(pages.problems[key])}">not rendered</span>')
-        elif not page:
-            links.append('<span class="muted">{}</span>'.format(
-                "not run" if status in ("skipped", "up-to-date") else "no output"))
-        rows_written = nb.get("rows_written")
-        rows.append(
-            f'<tr class="{_e(status)}" data-key="{_e(key)}"><td class="num muted">{i}</td><td class="mono">{name}</td>'
-            f'<td>{_badge(status)}{_why(nb)}</td><td class="num">{_e(nb.get("attempts", 0))}</td>'
-            f'<td class="num">{_seconds(nb.get("duration_s"))}</td>'
-            f'<td><code>{_e(nb.get("table") or "–")}</code></td>'
-            f'<td class="num">{f"{rows_written:,}" if isinstance(rows_written, int) else "–"}</td>'
-            f'<td>{_snapshots(nb)}{_reads(nb)}</td><td>{_error(nb, page)}</td>'
-            f'<td class="links">{"".join(links)}</td></tr>')
-    head = ("<tr><th class='num'>#</th><th>notebook</th><th>status</th><th class='num'>attempts</th>"
-            "<th class='num'>time</th><th>table</th><th class='num'>rows written</th><th>snapshot id</th>"
-            "<th>error</th><th>open</th></tr>")
-    return f'<div class="scroll"><table class="notebooks">{head}{"".join(rows)}</table></div>'
+def _notes(build: _Build, status: str, common: str | None) -> list[dict[str, Any]]:
+    run, folder = build.run, build.folder
+    notebooks = list(run.get("notebooks") or [])
+    notes: list[dict[str, Any]] = []
+    fresh = [nb for nb in notebooks if nb.get("status") == UP_TO_DATE]
+    if notebooks and len(fresh) == len(notebooks):
+        notes.append({"kind": "", "html": Markup(
+            "<b>Nothing needed to run.</b> All {} notebooks were up-to-date: each one links to the executed "
+            "notebook of the run that holds its data.").format(len(notebooks))})
+    elif fresh:
+        notes.append({"kind": "", "html": Markup(
+            "{} of {} notebooks were up-to-date and did not run; they link to the run that holds their data.")
+            .format(len(fresh), len(notebooks))})
+    if common:
+        ran = sum(1 for nb in notebooks if nb.get("attempts"))
+        notes.append({"kind": "", "html": Markup("Why the {} notebooks ran: <b>{}</b>.").format(
+            ran, "first run on this warehouse" if common == "first run" else common)})
+    params = run.get("params") or {}
+    target = params.get("rolled_back_run")
+    if run.get("command") == "rollback" and target:
+        index = folder.parent / str(target) / REPORT_FILE
+        link = (Markup('<a href="{}">{}</a>').format(_href(os.path.relpath(index, folder)), target)
+                if index.is_file() else Markup("<code>{}</code>").format(target))
+        notes.append({"kind": "", "html": Markup("This rollback put the tables run {} changed back to their "
+                                                 "snapshots before it.").format(link)})
+    for warning in run.get("warnings") or []:
+        notes.append({"kind": "warn", "html": Markup("Warning: {}").format(build.share.text(str(warning)))})
+    if run.get("error"):
+        notes.append({"kind": "bad", "html": Markup("Error: {}").format(build.share.text(str(run["error"])))})
+    if status == "killed":
+        notes.append({"kind": "bad", "html": Markup("The run's process is gone: it was killed before it finished.")})
+    return notes
 
 
-def _page(run: Mapping[str, Any], run_dir: Path, pages: _Pages, pipeline: Pipeline | None) -> str:
+def _context(build: _Build, pipeline: Pipeline | None) -> dict[str, Any]:
+    run, share = build.run, build.share
     status = effective_status(dict(run))
     notebooks = list(run.get("notebooks") or [])
     counts: dict[str, int] = {}
     for nb in notebooks:
         counts[str(nb.get("status", "?"))] = counts.get(str(nb.get("status", "?")), 0) + 1
+    moved = _moved(run)
+    common = _common_reason(notebooks)
+    hrefs = {k: v for k in (_key(nb) for nb in notebooks) if (v := _first_page(build, k))}
+    cards = [("Started (UTC)", _when(run.get("started_at"))), ("Finished (UTC)", _when(run.get("finished_at"))),
+             ("Duration", _duration(run))]
+    if notebooks or moved is None:
+        done = ", ".join(f"{n} {s}" for s, n in counts.items())
+        cards += [("Notebooks", f"{len(notebooks)}" + (f" ({done})" if done else "")),
+                  ("Jobs", str(run.get("jobs", "–")) + (f" · peak {run['peak_parallelism']}"
+                                                         if run.get("peak_parallelism") else ""))]
+    if moved is not None:
+        cards.append(("Tables moved", str(len(moved))))
+    cards.append(("Exit status", str(run.get("exit_code") if run.get("exit_code") is not None else "–")))
     params = run.get("params") or {}
-    param_rows = [(k, _value(v)) for k, v in params.items()] or [("(none)", "")]
-    setting_rows = [
-        ("command", f"<code>{_e(_command(run))}</code>"),
-        ("params file", _value(run.get("params_file"))),
-        ("selectors", _value(run.get("selectors") or [])),
-        ("stages", _value(run.get("stages") or [])),
-        ("rerun of", _value(run.get("from_failure"))),
-        ("warehouse", _value(run.get("warehouse"))),
-        ("catalog", _value(run.get("catalog_uri") or "SQLite in the warehouse")),
-        ("retries", _value(run.get("retries"))),
-        ("host · pid", _value(f"{run.get('host', '?')} · {run.get('pid', '?')}")),
-        ("run folder", _value(run.get("run_folder"))),
+    shown = ["succeeded", "failed", "skipped", "up-to-date"]
+    shown += sorted({s for s in counts if s not in shown})
+    variants = [v for v in (HTML_DIR, NO_CODE_DIR) if build.pages.get(v)]
+    settings = [("command", _command(run, share))] + [
+        (label, _value(run.get(field) or ([] if field in ("selectors", "stages") else None), share))
+        for label, field in (("params file", "params_file"), ("selectors", "selectors"), ("stages", "stages"),
+                             ("rerun of", "from_failure"), ("warehouse", "warehouse"), ("retries", "retries"))
+        if field in run  # a rollback's record has no params file, selectors, stages...
+    ] + [
+        ("catalog", _value(run.get("catalog_uri") or "SQLite in the warehouse", share)),
+        ("host · pid", f"{run.get('host', '?')} · {run.get('pid', '?')}"),
+        ("run folder", _value(run.get("run_folder"), share)),
     ]
-    variant = ""
-    if pages.no_code:
-        variant = ('<div class="variant"><b>Without code.</b> The notebook pages of this report show text, '
-                   "tables, charts and errors but no code cells. Rebuild with "
-                   f"<code>ridelake report {_e(run.get('run_id', ''))}</code> to include the code.</div>")
-    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="ridelake-report" content="{'no-code' if pages.no_code else 'code'}">
-<title>ridelake run {_e(run.get('run_id', '?'))} · {_e(status)}</title>
-<style>{_CSS}</style>
-</head>
-<body data-run-status="{_e(status)}" data-variant="{'no-code' if pages.no_code else 'code'}">
-{_header(run, status, counts)}
-<main>
-{variant}
-<section id="graph"><h2>Pipeline</h2><div class="scroll">{dag_svg(notebooks, pages.pages, pipeline)}</div>
-{_legend(counts)}</section>
-<section id="timeline"><h2>Timeline</h2><div class="scroll">{gantt_svg(run, pages.pages)}</div>
-<div class="legend"><span style="--c:{_HATCH}">failed attempt, retried</span>
-<span class="plain">seconds since the run started</span></div></section>
-<section id="notebooks"><h2>Notebooks and tables</h2>{_notebook_rows(run, pages, run_dir)}</section>
-<div class="grid2">
-<section id="parameters"><h2>Parameters</h2>{_kv(param_rows)}</section>
-<section id="settings"><h2>Run</h2>{_kv(setting_rows)}</section>
-</div>
-</main>
-<footer>Generated by <code>ridelake report</code> on {generated} ·
-<a href="{RUN_FILE}">run.json</a> · notebook pages {'without code' if pages.no_code else 'with code'}</footer>
-</body>
-</html>
-"""
-
+    return {
+        "run_id": run.get("run_id", "?"), "status": status,
+        "status_colour": _colour(_RUN_COLOURS.get(status, status))[0],
+        "kind": "rollback" if run.get("command") == "rollback" else "run",
+        "command_name": run.get("command", "run"), "command": _command(run, share),
+        "chips": [(k, _fit(str(share.text(str(v))), 60)) for k, v in params.items() if v is not None],
+        "cards": cards, "notes": _notes(build, status, common), "has_notebooks": bool(notebooks),
+        "dag": Markup(dag_svg(notebooks, hrefs, pipeline)) if notebooks else "",
+        "gantt": Markup(gantt_svg(run, hrefs)) if any(nb.get("attempts") for nb in notebooks) else "",
+        "legend": [(s, _colour(s)[0]) for s in shown], "rows": _rows(build, common),
+        "moved": moved, "left_alone": [(e.get("table", "?"), e.get("reason", "")) for e in run.get("skipped") or []],
+        "params": [(k, _value(v, share)) for k, v in params.items()], "settings": settings,
+        "variants": variants,
+        "variant_text": " and ".join({"html": "with code", "html-no-code": "without code"}[v] for v in variants),
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "run_file": RUN_FILE,
+        "css": Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
+    }
 
 
 # -- building ------------------------------------------------------------------------------------
 
-def _pipeline_for(run_dir: Path) -> Pipeline | None:
-    """The project's DAG when the run folder sits at ``<root>/outputs/runs/<id>``."""
-    from ridelake.core.dag import load_pipeline
-
-    folder = run_dir.resolve()
-    if folder.parent.name != "runs" or folder.parent.parent.name != "outputs":
+def _pipeline_for(root: Path | None) -> Pipeline | None:
+    """The project's DAG, when the run folder belongs to a project."""
+    if root is None:
         return None
     try:
-        return load_pipeline(folder.parents[2], strict=False)
+        return load_pipeline(root, strict=False)
     except (RidelakeError, OSError, ValueError):
         return None
 
 
+def _existing_pages(build: _Build, variant: str) -> None:
+    """Note the pages of ``variant`` already on disk (built by an earlier ``report`` call)."""
+    base = build.folder / variant
+    for nb in build.run.get("notebooks") or []:
+        key = _key(nb)
+        if (base / f"{key}.html").is_file():
+            build.pages.setdefault(variant, {})[key] = _href(Path(variant) / f"{key}.html")
+        for n in range(1, int(nb.get("attempts") or 0)):
+            if variant == _variant_dir(build.no_code) and (base / f"{key}.attempt-{n}.html").is_file():
+                build.attempts.setdefault(key, []).append((n, _href(Path(variant) / f"{key}.attempt-{n}.html")))
+
+
+def _kept_pages(build: _Build, variant: str) -> None:
+    """Up-to-date notebooks: link the page of the run that executed them (``up_to_date_since``)."""
+    for nb in build.run.get("notebooks") or []:
+        key, source = _key(nb), nb.get("up_to_date_since")
+        if nb.get("status") != UP_TO_DATE or not source or build.page(key, variant):
+            continue
+        page = build.folder.parent / str(source) / variant / f"{key}.html"
+        if page.is_file():
+            build.pages.setdefault(variant, {})[key] = _href(os.path.relpath(page, build.folder))
+            build.sources[key] = str(source)
+
+
+def _render_pages(build: _Build, pages: _Pages, variant: str) -> None:
+    run, folder = build.run, build.folder
+    other_dir = _variant_dir(not build.no_code)
+    for nb in run.get("notebooks") or []:
+        key = _key(nb)
+        src, source_run = folder / output_file(key), None
+        if not src.is_file() and nb.get("status") == UP_TO_DATE and nb.get("up_to_date_since"):
+            if build.page(key, variant):
+                continue  # the page of the run that executed it is linked
+            source_run = str(nb["up_to_date_since"])
+            src = folder.parent / source_run / output_file(key)  # no page there: render its notebook here
+        if not src.is_file():
+            continue
+        title = f"{key} · run {run.get('run_id', '?')}"
+
+        def nav(dest: Path, nb: Mapping[str, Any] = nb, key: str = key, attempt: int | None = None,
+                source_run: str | None = source_run) -> str:
+            back = _href(os.path.relpath(folder / REPORT_FILE, dest.parent))
+            other = folder / other_dir / (f"{key}.html" if attempt is None else f"{key}.attempt-{attempt}.html")
+            link = ({"href": _href(os.path.relpath(other, dest.parent)),
+                     "label": "with code" if build.no_code else "without code"} if other.is_file() else None)
+            return _nav(run, nb, back, build.no_code, attempt, link, source_run)
+
+        if pages.render(key, src, f"{key}.html", nav, title):
+            build.pages.setdefault(variant, {})[key] = _href(Path(variant) / f"{key}.html")
+            if source_run:
+                build.sources[key] = source_run
+        for n in range(1, int(nb.get("attempts") or 0)):
+            old = folder / output_file(key, n)
+            if old.is_file() and pages.render(f"{key}#{n}", old, f"{key}.attempt-{n}.html",
+                                              lambda dest, n=n, nb=nb, key=key: nav(dest, nb, key, n),
+                                              f"{title} · attempt {n}"):
+                build.attempts.setdefault(key, []).append((n, _href(Path(variant) / f"{key}.attempt-{n}.html")))
+    build.problems.update(pages.problems)
+
+
 def build_report(run_dir: str | Path, no_code: bool = False, *, pipeline: Pipeline | None = None) -> Path:
-    """Write ``<run_dir>/index.html`` and the notebook pages under ``<run_dir>/html/``.
+    """Write ``<run_dir>/index.html`` and the notebook pages of one variant: ``html/`` with
+    code, or ``html-no-code/`` without (the other variant, when present, stays and is linked).
 
     Args:
         run_dir: the run folder (it holds ``run.json``).
-        no_code: render the notebook pages without input cells (for readers who do not read code).
+        no_code: render the pages without input cells (for readers who do not read code).
         pipeline: the DAG to draw (default read from the project the run folder belongs to; when
             unavailable, edges come from the tables the notebooks read and wrote).
 
@@ -771,35 +828,27 @@ def build_report(run_dir: str | Path, no_code: bool = False, *, pipeline: Pipeli
     """
     folder = Path(run_dir)
     run = read_manifest(folder)
+    root = _project_of(folder, run)
     if pipeline is None:
-        pipeline = _pipeline_for(folder)
-    tmp = folder / f".{HTML_DIR}.{os.getpid()}.tmp"
+        pipeline = _pipeline_for(root)
+    build = _Build(run, folder, Shareable(root), no_code)
+    variant, other = _variant_dir(no_code), _variant_dir(not no_code)
+    _existing_pages(build, other)
+    _kept_pages(build, other)
+    _kept_pages(build, variant)
+    tmp = folder / f".{variant}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    pages = _Pages(tmp, no_code)
     try:
-        for nb in run.get("notebooks") or []:
-            key = str(nb.get("key") or _name(nb))
-            back = _href(os.path.relpath(folder / REPORT_FILE, (folder / HTML_DIR / key).parent))
-            title = f"{key} · run {run.get('run_id', '?')}"
-            src = folder / output_file(key)
-            if src.is_file():
-                href = pages.render(key, src, f"{key}.html", _nav(run, nb, back, no_code), title)
-                if href:
-                    pages.pages[key] = href
-            for n in range(1, int(nb.get("attempts") or 0)):
-                old = folder / output_file(key, n)
-                if old.is_file():
-                    href = pages.render(f"{key}#{n}", old, f"{key}.attempt-{n}.html",
-                                        _nav(run, nb, back, no_code, attempt=n), f"{title} · attempt {n}")
-                    if href:
-                        pages.attempts.setdefault(key, []).append((n, href))
-        html_dir = folder / HTML_DIR
-        shutil.rmtree(html_dir, ignore_errors=True)
-        os.replace(tmp, html_dir)
+        _render_pages(build, _Pages(tmp, no_code, build.share), variant)
+        target = folder / variant
+        shutil.rmtree(target, ignore_errors=True)
+        if any(tmp.iterdir()):
+            os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return write_atomic(folder / REPORT_FILE, _page(run, folder, pages, pipeline))
+    page = _env.get_template("report.html.j2").render(**_context(build, pipeline))
+    return write_atomic(folder / REPORT_FILE, page)
 
 
 def write_after_run(run_dir: str | Path, err: TextIO | None = None, pipeline: Pipeline | None = None) -> Path | None:
@@ -829,11 +878,7 @@ def write_after_run(run_dir: str | Path, err: TextIO | None = None, pipeline: Pi
 # -- command line --------------------------------------------------------------------------------
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ridelake.core.manifest import resolve_run, runs_dir
-    from ridelake.core.project import project_root
-
-    root = project_root()
-    run_dir = resolve_run(runs_dir(root), args.run_id)
+    run_dir = resolve_run(runs_dir(project_root()), args.run_id)
     print(build_report(run_dir, no_code=args.no_code))
     return 0
 
@@ -846,9 +891,11 @@ def register(subparsers: Any) -> None:
     """
     p = subparsers.add_parser("report", help="(re)build a run's HTML report: outputs/runs/<run_id>/index.html",
                               description="Write outputs/runs/<run_id>/index.html and the executed notebooks "
-                                          "as HTML under html/; the folder opens from disk or a zip.")
+                                          "as HTML under html/ (or html-no-code/ with --no-code); the folder "
+                                          "opens from disk or a zip.")
     p.add_argument("run_id", nargs="?", default="latest", metavar="RUN_ID",
                    help="a run id or a unique prefix (default: latest)")
     p.add_argument("--no-code", action="store_true",
-                   help="render the notebooks without their code cells (for readers who do not read code)")
+                   help="also write the notebook pages without code cells, beside the full ones "
+                        "(html-no-code/; for readers who do not read code)")
     p.set_defaults(func=_cmd_report)

@@ -7,6 +7,7 @@ import tempfile
 import time
 from typing import IO
 
+from ridelake.core import kernel_log
 from ridelake.core.engines.base import (
     KERNEL_NAME,
     Outcome,
@@ -84,6 +85,7 @@ class PapermillEngine:
             shutil.rmtree(ipc_dir, ignore_errors=True)
             if log is not None:
                 log.close()
+                kernel_log.clean(task.log_path)  # drop ipykernel's shutdown chatter
         finished = time.time()
         stamp_notebook(task, error)
         return Outcome(error is None, started, finished, error, cell, read_receipts(task.receipt_path), retryable)

@@ -39,6 +39,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Sequence, TypeVar
 
+from ridelake.core import kernel_log
 from ridelake.core.engines.base import (
     KERNEL_NAME,
     Outcome,
@@ -245,9 +246,10 @@ class _Kernel:
         with open(self._log_path, "rb") as src:
             src.seek(offset)
             data = src.read()
-        if data:
-            with open(task.log_path, "ab") as dst:
-                dst.write(data)
+        text = kernel_log.meaningful(data.decode("utf-8", errors="replace"))  # without shutdown chatter
+        if text:
+            with open(task.log_path, "a", encoding="utf-8") as dst:
+                dst.write(text)
 
     def run_task(self, task: Task) -> Outcome:
         """Run one attempt on this kernel; reset and check the kernel afterwards."""
