@@ -115,8 +115,8 @@ def test_exit_statuses(project: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["run", "silver/custmer"]) == EXIT_USAGE
     assert "did you mean silver/customer" in capsys.readouterr().err
     assert main(["run", "-p", "colour=blue"]) == EXIT_USAGE
-    assert main(["run", "gold", "-p", "extraction_month=2024-01"]) == EXIT_USAGE
-    assert "not declared by any selected notebook" in capsys.readouterr().err
+    assert main(["run", "-p", "colour=blue"]) == EXIT_USAGE
+    assert "colour not declared by any notebook of the pipeline" in capsys.readouterr().err
     assert main(["show", "nope"]) == EXIT_USAGE
     FakeEngine.FAIL = {"silver/customer"}
     assert main(["run", "--retries", "0"]) == 1

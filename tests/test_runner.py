@@ -52,19 +52,20 @@ class FakeEngine:
         task.output_path.parent.mkdir(parents=True, exist_ok=True)
         task.output_path.write_text(json.dumps({"attempt": task.attempt}))
         table = task.name.replace("/", ".")
-        with open(task.receipt_path, "a") as fh:
+        n = self.fail.get(task.key, 0)
+        ok = not (n < 0 or task.attempt <= n)
+        with open(task.receipt_path, "a") as fh:  # a failing notebook fails before its write
             fh.write(json.dumps({"op": "read", "table": "bronze.booking", "snapshot_id": 7, "rows": 10}) + "\n")
-            fh.write(json.dumps({"op": "write", "table": table, "rows_written": 10, "rows_deleted": 0,
-                                 "snapshot_id": 100 + task.attempt, "operation": "append"}) + "\n")
-            fh.write(json.dumps({"op": "write", "table": table, "rows_written": 5, "rows_deleted": 0,
-                                 "snapshot_id": 200 + task.attempt, "operation": "append"}) + "\n")
+            if ok:
+                fh.write(json.dumps({"op": "write", "table": table, "rows_written": 10, "rows_deleted": 0,
+                                     "snapshot_id": 100 + task.attempt, "operation": "append"}) + "\n")
+                fh.write(json.dumps({"op": "write", "table": table, "rows_written": 5, "rows_deleted": 0,
+                                     "snapshot_id": 200 + task.attempt, "operation": "append"}) + "\n")
         if task.name == "bronze/prepare":  # stage the delivery like the real prepare step does
             wh = Path(task.env.get("RIDELAKE_WAREHOUSE") or Path(task.env["RIDELAKE_HOME"]) / "warehouse")
             key = f"{Path(task.parameters['source_file']).name}__{task.parameters['extraction_date']}__all"
             (wh / "_staging").mkdir(parents=True, exist_ok=True)
             (wh / "_staging" / f"{key}.json").write_text(json.dumps({"months": self.months, "rows": 3}))
-        n = self.fail.get(task.key, 0)
-        ok = not (n < 0 or task.attempt <= n)
         from ridelake.core.engine import read_receipts
 
         return Outcome(ok, start, time.time(), None if ok else "cell 3: KeyError: 'customer_id'",
@@ -138,11 +139,21 @@ def test_warehouse_env_is_passed_to_kernels(project: Path, monkeypatch: pytest.M
     assert not (tmp_path / "wh" / ".ridelake.lock").exists()  # released
 
 
+def test_a_parameter_only_unselected_notebooks_declare_is_ignored_with_a_note(project: Path) -> None:
+    engine = FakeEngine()
+    result, _, err = _run(project, engine, stages=(Stage("b", ("bronze",)),),
+                          overrides={"target_date": "2024-01-01", "extraction_date": "2024-12-31"})
+    assert result.exit_code == 0
+    assert "note: ignoring target_date: none of the 3 selected notebook(s) declares it" in err
+    assert all("target_date" not in t.parameters for t in engine.tasks)
+    assert all(t.parameters["extraction_date"] == "2024-12-31" for t in engine.tasks)
+
+
 def test_parameter_errors(project: Path) -> None:
-    with pytest.raises(ParameterError, match="target_date.*not declared by any selected notebook"):
-        _run(project, FakeEngine(), stages=(Stage("b", ("bronze",)),), overrides={"target_date": "2024-01-01"})
-    with pytest.raises(ParameterError, match="not declared"):
+    with pytest.raises(ParameterError, match="colour not declared by any notebook of the pipeline"):
         _run(project, FakeEngine(), overrides={"colour": "blue"})
+    with pytest.raises(ParameterError, match="not declared"):
+        _run(project, FakeEngine(), stages=(Stage("b", ("bronze",)),), overrides={"colour": "blue"})
     with pytest.raises(ParameterError, match="extraction_date must be YYYY-MM-DD"):
         _run(project, FakeEngine(), overrides={"extraction_date": "yesterday"})
     with pytest.raises(ParameterError, match="does not exist"):

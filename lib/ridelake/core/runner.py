@@ -291,19 +291,21 @@ def plan_stage(pipeline: Pipeline, stage: Stage, params: Mapping[str, Any],
     return nodes
 
 
-def _check_overrides(overrides: Mapping[str, Any], specs: Sequence[NotebookSpec]) -> None:
+def _check_overrides(overrides: Mapping[str, Any], specs: Sequence[NotebookSpec], pipeline: Pipeline,
+                     err: TextIO) -> None:
+    """A name no notebook of the pipeline declares is a typo (an error); one that only unselected
+    notebooks declare is ignored with a note, so one command line works with any selector."""
     declared = {p for s in specs for p in s.parameters}
-    unknown = sorted(set(overrides) - declared)
+    anywhere = {p for s in pipeline.notebooks.values() for p in s.parameters}
+    unknown = sorted(set(overrides) - anywhere)
     if unknown:
-        by_param: dict[str, list[str]] = {}
-        for s in specs:
-            for p in s.parameters:
-                by_param.setdefault(p, []).append(s.name)
-        known = ", ".join(sorted(by_param)) or "none"
-        raise ParameterError(
-            f"parameter(s) {', '.join(unknown)} not declared by any selected notebook "
-            f"({len(specs)} selected; they declare: {known})"
-        )
+        known = ", ".join(sorted(anywhere)) or "none"
+        raise ParameterError(f"parameter(s) {', '.join(unknown)} not declared by any notebook of the pipeline "
+                             f"(they declare: {known})")
+    unused = sorted(set(overrides) - declared)
+    if unused:
+        err.write(f"note: ignoring {', '.join(unused)}: none of the {len(specs)} selected notebook(s) declares "
+                  f"{'it' if len(unused) == 1 else 'them'}\n")
 
 
 # -- execution ---------------------------------------------------------------------------------
@@ -416,7 +418,7 @@ def _make_plan(request: RunRequest, pipe: Pipeline, project: Project, err: TextI
         if any(st.selectors for st in request.stages):
             raise SelectionError("--from-failure reruns what failed in a run; do not combine it with selectors")
         from_run, prev_params, rerun = _from_failure_nodes(pipe, root, request.from_run, request.overrides)
-        _check_overrides(request.overrides, [n.spec for n in rerun])
+        _check_overrides(request.overrides, [n.spec for n in rerun], pipe, err)
         if request.params_file is not None:
             err.write(f"note: --from-failure reuses the parameters of run {from_run}; "
                       f"{request.params_file} is not read (override with -p key=value)\n")
@@ -424,7 +426,8 @@ def _make_plan(request: RunRequest, pipe: Pipeline, project: Project, err: TextI
         return _Plan(params, [Stage("from-failure")], rerun, from_run)
     params = resolve_params(project, request.params_file, request.overrides)
     stages = list(request.stages)
-    _check_overrides(request.overrides, [pipe.spec(n) for st in stages for n in select(pipe, st.selectors)])
+    _check_overrides(request.overrides, [pipe.spec(n) for st in stages for n in select(pipe, st.selectors)],
+                     pipe, err)
     return _Plan(params, stages, plan_stage(pipe, stages[0], params))
 
 
@@ -442,7 +445,7 @@ def _header(request: RunRequest, plan: _Plan, root: Path, jobs: int, warehouse: 
         "retries": request.retries,
         "retry_delay": request.retry_delay,
         "warehouse": warehouse,
-                "force": request.force,
+        "force": request.force,
     }
 
 
