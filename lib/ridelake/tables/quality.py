@@ -1,21 +1,39 @@
-"""Table checks: declared next to each table's schema, run on the frame before it is written.
+"""Table checks: one pandera schema per table, run on the frame before it is written.
 
-A check looks at the frame that is about to become the table (the whole table as it will be
-after the write) and, where it needs them, at other tables passed in ``refs``. Column checks
-(unique, not null, accepted values, ranges, relationships) run through pandera; cross-table
-invariants (reconciliation counts) are small functions. :func:`validate` runs every check of a
-table, shows the pass/fail table in a notebook, and raises :class:`~ridelake.errors.CheckError`
-naming the table, the failed checks and a few offending keys, so nothing is written.
+The checks are declared as plain data next to each table's schema
+(:class:`~ridelake.tables.schemas.TableSpec`). :func:`table_schema` turns a table's
+declarations into one :class:`pandera.pandas.DataFrameSchema`: not-null as non-nullable
+columns, single-column uniqueness as unique columns, accepted values, ranges and relationships
+(foreign keys, checked against the referenced frame) as column checks, multi-column uniqueness
+and invariants (reconciliation counts against other frames) as DataFrame-level checks built
+with those frames. :func:`run_checks` validates the frame once with ``lazy=True``, collects
+every failure and reports each declared check: passed or not, how many rows failed, a few
+offending keys. :func:`validate` shows that report in a notebook and raises
+:class:`~ridelake.errors.CheckError` naming the table, the failed checks and a few offending
+keys, so nothing is written.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
 
 from ridelake.errors import CheckError
+from ridelake.tables.schemas import (
+    AcceptedValues,
+    Check,
+    InRange,
+    Invariant,
+    NotNull,
+    Relationship,
+    Unique,
+    table_spec,
+)
 
 __all__ = [
     "Check",
@@ -26,22 +44,28 @@ __all__ = [
     "Relationship",
     "Invariant",
     "CheckResult",
+    "REPORT_COLUMNS",
+    "table_schema",
     "run_checks",
     "validate",
 ]
 
+#: Columns of a check report, one row per declared check.
+REPORT_COLUMNS = ("check", "passed", "failures", "sample")
+
 _SAMPLE = 5
+_NOT_NULL, _UNIQUE, _MISSING = "not_nullable", "field_uniqueness", "column_in_dataframe"
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Outcome of one check.
+    """Outcome of one declared check.
 
     Attributes:
         check: the check's name, e.g. ``unique(booking_id)``.
         passed: True when no row failed.
-        failures: number of failing rows (or 1 for a failed invariant).
-        sample: a few offending keys or a sentence saying what differs.
+        failures: number of failing rows (1 for a failed invariant or a check that could not run).
+        sample: a few offending keys, or a sentence saying what differs; empty when passed.
     """
 
     check: str
@@ -50,188 +74,149 @@ class CheckResult:
     sample: str
 
 
+@dataclass
+class _Plan:
+    """A table's pandera schema and how its failures map back to the declared checks."""
+
+    schema: pa.DataFrameSchema
+    #: pandera check name -> indices of the declared checks it stands for.
+    owners: dict[str, list[int]]
+    #: (pandera reason, column) -> declared checks, for non-nullable and unique columns.
+    by_column: dict[tuple[str, str], list[int]]
+    #: column -> declared checks that look at it (all fail when it is missing).
+    uses: dict[str, list[int]]
+    #: declared check -> what differs, written by invariants while the schema runs.
+    messages: dict[int, str] = field(default_factory=dict)
+
+
+def _invariant(index: int, check: Invariant, refs: Mapping[str, pd.DataFrame],
+               messages: dict[int, str]) -> pa.Check:
+    def holds(frame: pd.DataFrame) -> bool:
+        problem = check.fn(frame, refs)
+        if problem is not None:
+            messages[index] = problem
+        return problem is None
+
+    return pa.Check(holds, name=check.name)
+
+
+def _unique_rows(columns: tuple[str, ...], name: str) -> pa.Check:
+    def distinct(frame: pd.DataFrame) -> pd.Series:
+        keys = frame[list(columns)]
+        return ~(keys.duplicated(keep=False) & keys.notna().all(axis=1))
+
+    return pa.Check(distinct, name=name)
+
+
+def _plan(checks: Sequence[Check], refs: Mapping[str, pd.DataFrame]) -> _Plan:
+    """Build the pandera schema for the declared checks whose ``needs`` are all in ``refs``."""
+    nullable: dict[str, bool] = {}
+    unique: dict[str, bool] = {}
+    column_checks: dict[str, list[pa.Check]] = defaultdict(list)
+    frame_checks: list[pa.Check] = []
+    owners: dict[str, list[int]] = defaultdict(list)
+    by_column: dict[tuple[str, str], list[int]] = defaultdict(list)
+    uses: dict[str, list[int]] = defaultdict(list)
+    messages: dict[int, str] = {}
+    for i, check in enumerate(checks):
+        for col in check.columns_used:
+            nullable.setdefault(col, True)
+            uses[col].append(i)
+        if isinstance(check, NotNull):
+            for col in check.columns:
+                nullable[col] = False
+                by_column[(_NOT_NULL, col)].append(i)
+        elif isinstance(check, Unique) and len(check.columns) == 1:
+            unique[check.columns[0]] = True
+            by_column[(_UNIQUE, check.columns[0])].append(i)
+        elif isinstance(check, Unique):
+            frame_checks.append(_unique_rows(check.columns, check.name))
+            owners[check.name].append(i)
+        elif isinstance(check, AcceptedValues):
+            column_checks[check.column].append(pa.Check.isin(list(check.values), name=check.name))
+            owners[check.name].append(i)
+        elif isinstance(check, InRange):
+            if check.low is not None:
+                column_checks[check.column].append(pa.Check.ge(check.low, name=check.name))
+            if check.high is not None:
+                column_checks[check.column].append(pa.Check.le(check.high, name=check.name))
+            owners[check.name].append(i)
+        elif isinstance(check, Relationship):
+            allowed = pd.Index(refs[check.ref_table][check.ref_column].dropna().unique())
+            column_checks[check.column].append(
+                pa.Check(lambda s, allowed=allowed: s.isin(allowed), name=check.name))
+            owners[check.name].append(i)
+        elif isinstance(check, Invariant):
+            frame_checks.append(_invariant(i, check, refs, messages))
+            owners[check.name].append(i)
+        else:
+            raise TypeError(f"no pandera translation for the check {check!r}")
+    columns = {
+        col: pa.Column(nullable=nullable[col], unique=unique.get(col, False), report_duplicates="all",
+                       checks=column_checks.get(col, []))
+        for col in nullable
+    }
+    schema = pa.DataFrameSchema(columns, checks=frame_checks)
+    return _Plan(schema, dict(owners), dict(by_column), dict(uses), messages)
+
+
+def table_schema(table: str, refs: Mapping[str, pd.DataFrame] | None = None) -> pa.DataFrameSchema:
+    """The pandera schema of one table's declared checks.
+
+    Args:
+        table: Iceberg identifier, e.g. ``silver.booking``.
+        refs: the other frames the checks need; checks whose frames are absent are left out.
+
+    Returns:
+        A :class:`pandera.pandas.DataFrameSchema` (validate it with ``lazy=True`` to see every
+        failure at once).
+    """
+    refs = refs or {}
+    spec = table_spec(table)
+    return _plan([c for c in spec.checks if all(n in refs for n in c.needs)], refs).schema
+
+
 def _sample_keys(frame: pd.DataFrame, index: pd.Index, key: Sequence[str]) -> str:
     rows = frame.loc[frame.index.isin(index)]
     cols = [c for c in key if c in rows.columns] or list(rows.columns[:1])
     shown = rows[cols].drop_duplicates().head(_SAMPLE)
-    parts = [", ".join(f"{c}={v!r}" for c, v in zip(cols, rec)) for rec in shown.itertuples(index=False)]
-    return "; ".join(parts)
+    return "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(cols, rec)) for rec in shown.itertuples(index=False))
 
 
-class Check:
-    """Base class of a declared table check."""
+def _failed(exc: SchemaErrors, plan: _Plan) -> tuple[dict[int, set[Any]], dict[int, list[str]]]:
+    """Failing row indices and failure texts per declared check, from a lazy validation.
 
-    #: Other tables this check needs in ``refs`` (Iceberg identifiers or other ref names).
-    needs: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:  # pragma: no cover - overridden
-        """Human-readable name of the check."""
-        raise NotImplementedError
-
-    def _schema(self, refs: Mapping[str, pd.DataFrame]) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-    def run(self, frame: pd.DataFrame, refs: Mapping[str, pd.DataFrame], key: Sequence[str]) -> CheckResult:
-        """Run the check.
-
-        Args:
-            frame: the table as it will be after the write.
-            refs: other tables by name, for relationships and invariants.
-            key: the table's key columns, used to name offending rows.
-
-        Returns:
-            The :class:`CheckResult`.
-        """
-        import pandera.errors
-
-        schema = self._schema(refs)
-        try:
-            schema.validate(frame, lazy=True)
-        except pandera.errors.SchemaErrors as exc:
-            cases = exc.failure_cases
-            index = pd.Index(cases["index"].dropna().unique()) if "index" in cases else pd.Index([])
-            if len(index):
-                return CheckResult(self.name, False, len(index), _sample_keys(frame, index, key))
-            sample = ", ".join(str(v) for v in cases["failure_case"].head(_SAMPLE))
-            return CheckResult(self.name, False, max(len(cases), 1), sample)
-        except pandera.errors.SchemaError as exc:  # pragma: no cover - lazy=True collects
-            return CheckResult(self.name, False, 1, str(exc).splitlines()[0])
-        return CheckResult(self.name, True, 0, "")
-
-
-def _columns(cols: str | Sequence[str]) -> tuple[str, ...]:
-    return (cols,) if isinstance(cols, str) else tuple(cols)
-
-
-@dataclass(frozen=True)
-class Unique(Check):
-    """No two rows share the values of ``columns``."""
-
-    columns: tuple[str, ...]
-
-    def __init__(self, *columns: str) -> None:
-        object.__setattr__(self, "columns", tuple(columns))
-
-    @property
-    def name(self) -> str:
-        return f"unique({', '.join(self.columns)})"
-
-    def _schema(self, refs: Mapping[str, pd.DataFrame]) -> Any:
-        import pandera.pandas as pa
-
-        return pa.DataFrameSchema(unique=list(self.columns), report_duplicates="all")
-
-
-@dataclass(frozen=True)
-class NotNull(Check):
-    """None of ``columns`` is null."""
-
-    columns: tuple[str, ...]
-
-    def __init__(self, *columns: str) -> None:
-        object.__setattr__(self, "columns", tuple(columns))
-
-    @property
-    def name(self) -> str:
-        return f"not_null({', '.join(self.columns)})"
-
-    def _schema(self, refs: Mapping[str, pd.DataFrame]) -> Any:
-        import pandera.pandas as pa
-
-        return pa.DataFrameSchema({c: pa.Column(nullable=False) for c in self.columns})
-
-
-@dataclass(frozen=True)
-class AcceptedValues(Check):
-    """Every non-null value of ``column`` is one of ``values``."""
-
-    column: str
-    values: tuple[Any, ...]
-
-    @property
-    def name(self) -> str:
-        return f"accepted_values({self.column} in {list(self.values)})"
-
-    def _schema(self, refs: Mapping[str, pd.DataFrame]) -> Any:
-        import pandera.pandas as pa
-
-        return pa.DataFrameSchema(
-            {self.column: pa.Column(nullable=True, checks=pa.Check.isin(list(self.values)))}
-        )
-
-
-@dataclass(frozen=True)
-class InRange(Check):
-    """Every non-null value of ``column`` lies in ``[low, high]`` (either bound may be None)."""
-
-    column: str
-    low: float | None = None
-    high: float | None = None
-
-    @property
-    def name(self) -> str:
-        lo = "" if self.low is None else f"{self.low} <= "
-        hi = "" if self.high is None else f" <= {self.high}"
-        return f"range({lo}{self.column}{hi})"
-
-    def _schema(self, refs: Mapping[str, pd.DataFrame]) -> Any:
-        import pandera.pandas as pa
-
-        checks = []
-        if self.low is not None:
-            checks.append(pa.Check.ge(self.low))
-        if self.high is not None:
-            checks.append(pa.Check.le(self.high))
-        return pa.DataFrameSchema({self.column: pa.Column(nullable=True, checks=checks)})
-
-
-@dataclass(frozen=True)
-class Relationship(Check):
-    """Every non-null ``column`` value exists in ``ref_table.ref_column`` (a foreign key)."""
-
-    column: str
-    ref_table: str
-    ref_column: str
-
-    @property
-    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.ref_table,)
-
-    @property
-    def name(self) -> str:
-        return f"relationships({self.column} -> {self.ref_table}.{self.ref_column})"
-
-    def _schema(self, refs: Mapping[str, pd.DataFrame]) -> Any:
-        import pandera.pandas as pa
-
-        allowed = pd.Index(refs[self.ref_table][self.ref_column].dropna().unique())
-        check = pa.Check(lambda s: s.isin(allowed), element_wise=False, name="exists_in_ref")
-        return pa.DataFrameSchema({self.column: pa.Column(nullable=True, checks=check)})
-
-
-@dataclass(frozen=True)
-class Invariant(Check):
-    """A cross-table rule (e.g. a reconciliation count).
-
-    ``fn(frame, refs)`` returns None when the rule holds, else a sentence saying what differs.
+    A missing column is reported as such: it replaces whatever else the checks on it said.
     """
-
-    description: str
-    fn: Callable[[pd.DataFrame, Mapping[str, pd.DataFrame]], str | None] = field(compare=False)
-    requires: tuple[str, ...] = ()
-
-    @property
-    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
-        return self.requires
-
-    @property
-    def name(self) -> str:
-        return self.description
-
-    def run(self, frame: pd.DataFrame, refs: Mapping[str, pd.DataFrame], key: Sequence[str]) -> CheckResult:
-        problem = self.fn(frame, refs)
-        return CheckResult(self.name, problem is None, 0 if problem is None else 1, problem or "")
+    rows: dict[int, set[Any]] = defaultdict(set)
+    notes: dict[int, list[str]] = defaultdict(list)
+    for err in exc.schema_errors:
+        reason = err.check if isinstance(err.check, str) else getattr(err.check, "name", str(err.check))
+        cases = err.failure_cases
+        if reason == _MISSING:
+            missing = str(cases)
+            owners = plan.uses.get(missing, [])
+            text = f"column {missing!r} is missing"
+        elif isinstance(err.check, str):
+            owners = plan.by_column.get((reason, str(err.column_name)), [])
+            text = reason
+        else:
+            owners = plan.owners.get(reason, [])
+            text = str(cases) if not isinstance(cases, pd.DataFrame) else ""
+        if not owners:  # a failure no declaration accounts for must not pass silently
+            raise CheckError(f"unexpected check failure {reason!r} on {err.column_name!r}: {cases}")
+        index = cases["index"].dropna() if isinstance(cases, pd.DataFrame) and "index" in cases else None
+        for i in owners:
+            if index is not None and len(index):
+                rows[i].update(index.tolist())
+            elif i not in plan.messages and text not in notes[i]:
+                notes[i].append(text or ", ".join(str(v) for v in cases["failure_case"].head(_SAMPLE)))
+    for i, texts in notes.items():
+        gone = [n for n in texts if n.endswith(" is missing")]
+        if gone:
+            notes[i] = gone
+            rows.pop(i, None)
+    return rows, notes
 
 
 def run_checks(
@@ -240,43 +225,64 @@ def run_checks(
     refs: Mapping[str, pd.DataFrame] | None = None,
     key: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Run checks and collect their results.
+    """Run declared checks as one pandera schema and collect every failure.
 
     Args:
         checks: the declared checks.
         frame: the table as it will be after the write.
-        refs: other tables by name; a check whose ``needs`` are absent fails with that reason.
+        refs: other frames by name; a check whose ``needs`` are absent fails with that reason.
         key: the table's key columns, to name offending rows.
 
     Returns:
-        A DataFrame with columns ``check``, ``passed``, ``failures``, ``sample``, one row a check.
+        A DataFrame with columns :data:`REPORT_COLUMNS`, one row per declared check, in order.
     """
     refs = refs or {}
     frame = frame.reset_index(drop=True)
+    missing = {i: [n for n in c.needs if n not in refs] for i, c in enumerate(checks)}
+    runnable = [i for i, m in missing.items() if not m]
+    plan = _plan([checks[i] for i in runnable], refs)
+    rows: dict[int, set[Any]] = {}
+    notes: dict[int, list[str]] = {}
+    try:
+        plan.schema.validate(frame, lazy=True, inplace=True)
+    except SchemaErrors as exc:
+        rows, notes = _failed(exc, plan)
     results = []
-    for check in checks:
-        missing = [n for n in check.needs if n not in refs]
-        if missing:
-            results.append(CheckResult(check.name, False, 1, f"not checked: needs {', '.join(missing)}"))
+    for i, check in enumerate(checks):
+        if missing[i]:
+            results.append(CheckResult(check.name, False, 1, f"not checked: needs {', '.join(missing[i])}"))
             continue
-        results.append(check.run(frame, refs, key))
-    return pd.DataFrame(
-        [r.__dict__ for r in results], columns=["check", "passed", "failures", "sample"]
-    )
+        j = runnable.index(i)
+        if rows.get(j):
+            index = pd.Index(sorted(rows[j]))
+            results.append(CheckResult(check.name, False, len(index), _sample_keys(frame, index, key)))
+        elif j in plan.messages or notes.get(j):
+            results.append(CheckResult(check.name, False, 1, plan.messages.get(j) or "; ".join(notes[j])))
+        else:
+            results.append(CheckResult(check.name, True, 0, ""))
+    return pd.DataFrame([r.__dict__ for r in results], columns=list(REPORT_COLUMNS))
+
+
+def _shown(report: pd.DataFrame) -> pd.DataFrame:
+    """The report as a notebook shows it: no sample column when no check has one, else a dash."""
+    if not (report["sample"] != "").any():
+        return report.drop(columns="sample")
+    return report.assign(sample=report["sample"].where(report["sample"] != "", "–"))
 
 
 def _show(table: str, report: pd.DataFrame) -> None:
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # optional: only a notebook kernel displays the report
         from IPython.display import display
     except ImportError:  # pragma: no cover - IPython is always there in a kernel
         return
     if get_ipython() is None:
         return
-    styled = report.style.hide(axis="index").set_caption(f"Checks on {table}").map(
+    shown = _shown(report)
+    styled = shown.style.hide(axis="index").set_caption(f"Checks on {table}").map(
         lambda v: "background-color:#d4edda" if v is True else ("background-color:#f8d7da" if v is False else ""),
         subset=["passed"],
-    ).set_properties(subset=["check", "sample"], **{"text-align": "left"})
+    ).set_properties(subset=[c for c in ("check", "sample") if c in shown.columns], **{"text-align": "left"})
     display(styled)
 
 
@@ -300,8 +306,6 @@ def validate(
     Raises:
         CheckError: naming the table, each failed check and a few offending keys.
     """
-    from ridelake.tables.schemas import table_spec
-
     spec = table_spec(table)
     report = run_checks(spec.checks, frame, refs, spec.key)
     if show:

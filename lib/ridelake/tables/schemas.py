@@ -2,27 +2,30 @@
 
 One :class:`TableSpec` per Iceberg identifier. The catalog bootstrap creates the tables from
 these specs; :func:`ridelake.tables.quality.validate` runs the checks declared here before each write.
+
+A check is declared as plain data (:class:`Unique`, :class:`NotNull`, :class:`AcceptedValues`,
+:class:`InRange`, :class:`Relationship`, :class:`Invariant`: which rule, on which columns, with
+which parameters); :mod:`ridelake.tables.quality` turns a table's declarations into one pandera
+schema. This module knows nothing of pandera and never imports :mod:`~ridelake.tables.quality`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
 from ridelake.errors import CatalogError
-from ridelake.tables.quality import (
-    AcceptedValues,
-    Check,
-    InRange,
-    Invariant,
-    NotNull,
-    Relationship,
-    Unique,
-)
 
 __all__ = [
+    "Check",
+    "Unique",
+    "NotNull",
+    "AcceptedValues",
+    "InRange",
+    "Relationship",
+    "Invariant",
     "Column",
     "TableSpec",
     "STATUSES",
@@ -46,6 +49,144 @@ DIMENSIONS = {
     "silver.booking_status": ("bronze.booking_status", "booking_status_name"),
     "silver.payment_method": ("bronze.payment_method", "payment_method_name"),
 }
+
+
+# ----------------------------------------------------------------------------- check declarations
+
+#: Other frames a check may read, by name: Iceberg identifiers or names such as ``delivery``.
+Refs = Mapping[str, pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A declared table check: what must hold, on which columns (see the subclasses)."""
+
+    @property
+    def name(self) -> str:  # pragma: no cover - every subclass names itself
+        """The check's name as the reports show it, e.g. ``unique(booking_id)``."""
+        raise NotImplementedError
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The other frames (``refs``) this check reads."""
+        return ()
+
+    @property
+    def columns_used(self) -> tuple[str, ...]:
+        """The frame's columns this check looks at (empty when it does not say, as invariants)."""
+        return ()
+
+
+@dataclass(frozen=True, init=False)
+class Unique(Check):
+    """No two rows share the values of ``columns`` (rows with a null among them are not compared)."""
+
+    columns: tuple[str, ...]
+
+    def __init__(self, *columns: str) -> None:
+        object.__setattr__(self, "columns", tuple(columns))
+
+    @property
+    def name(self) -> str:
+        return f"unique({', '.join(self.columns)})"
+
+    @property
+    def columns_used(self) -> tuple[str, ...]:
+        return self.columns
+
+
+@dataclass(frozen=True, init=False)
+class NotNull(Check):
+    """None of ``columns`` is null."""
+
+    columns: tuple[str, ...]
+
+    def __init__(self, *columns: str) -> None:
+        object.__setattr__(self, "columns", tuple(columns))
+
+    @property
+    def name(self) -> str:
+        return f"not_null({', '.join(self.columns)})"
+
+    @property
+    def columns_used(self) -> tuple[str, ...]:
+        return self.columns
+
+
+@dataclass(frozen=True)
+class AcceptedValues(Check):
+    """Every non-null value of ``column`` is one of ``values``."""
+
+    column: str
+    values: tuple[Any, ...]
+
+    @property
+    def name(self) -> str:
+        return f"accepted_values({self.column} in {list(self.values)})"
+
+    @property
+    def columns_used(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
+@dataclass(frozen=True)
+class InRange(Check):
+    """Every non-null value of ``column`` lies in ``[low, high]`` (either bound may be None)."""
+
+    column: str
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def name(self) -> str:
+        lo = "" if self.low is None else f"{self.low} <= "
+        hi = "" if self.high is None else f" <= {self.high}"
+        return f"range({lo}{self.column}{hi})"
+
+    @property
+    def columns_used(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
+@dataclass(frozen=True)
+class Relationship(Check):
+    """Every non-null ``column`` value exists in ``ref_table.ref_column`` (a foreign key)."""
+
+    column: str
+    ref_table: str
+    ref_column: str
+
+    @property
+    def name(self) -> str:
+        return f"relationships({self.column} -> {self.ref_table}.{self.ref_column})"
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.ref_table,)
+
+    @property
+    def columns_used(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
+@dataclass(frozen=True)
+class Invariant(Check):
+    """A rule over the whole frame and other frames (e.g. a reconciliation count).
+
+    ``fn(frame, refs)`` returns None when the rule holds, else a sentence saying what differs.
+    """
+
+    description: str
+    fn: Callable[[pd.DataFrame, Refs], str | None] = field(compare=False)
+    requires: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.description
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return self.requires
 
 
 @dataclass(frozen=True)
@@ -134,9 +275,6 @@ class TableSpec:
 
 
 # ----------------------------------------------------------------------------- invariants
-
-Refs = Mapping[str, pd.DataFrame]
-
 
 def _count_is(label: str, expected: int, actual: int) -> str | None:
     return None if expected == actual else f"{label}: expected {expected}, found {actual}"
