@@ -151,6 +151,8 @@ class _Kernel:
         self.pid: int | None = None
         self.started = 0  # kernels started in this slot
         self.notebooks = 0  # notebooks run on the current kernel
+        self.running = False  # a notebook is running on it
+        self.closing = False
         self._ipc_dir: str | None = None
         self._log: IO[bytes] | None = None
         self._log_path: Path | None = None
@@ -187,17 +189,24 @@ class _Kernel:
             self.km = km_class(kernel_name=eng.kernel_name)
             _run(self.km.start_kernel())
             self.pid = getattr(self.km.provisioner, "pid", None)
+            self._abort_if_closing()
             self.kc = self.km.client()
             self.kc.start_channels()
             _run(self.kc.wait_for_ready(timeout=eng.start_timeout))
+            self._abort_if_closing()
             self._call("baseline()", eng.call_timeout)
             self._call(f"warm_up({list(eng.preload)!r})", max(eng.call_timeout, eng.start_timeout))
+            self._abort_if_closing()
             self._call("check()", eng.call_timeout)
         except Exception as exc:
             self._kill()
             if isinstance(exc, KernelProblem):
                 raise
             raise KernelProblem(f"the kernel did not start: {type(exc).__name__}: {exc}") from exc
+
+    def _abort_if_closing(self) -> None:
+        if self.closing:
+            raise KernelProblem("the engine is closing")
 
     def _kill(self) -> None:
         """Stop the kernel now (it may be dead or hung) and remove its files."""
@@ -272,6 +281,7 @@ class _Kernel:
         retryable = True
         broken: str | None = None
         self.notebooks += 1
+        self.running = True
         try:
             _papermill().execute_notebook(
                 str(task.input_path),
@@ -290,6 +300,8 @@ class _Kernel:
             error, cell, retryable = papermill_failure(exc)
             if cell is None:
                 broken = error
+        finally:
+            self.running = False
         if broken is None:
             try:
                 self._call("reset()", eng.call_timeout)
@@ -334,8 +346,10 @@ class _Kernel:
         self.submit(start)
 
     def close(self, cancel: bool = False) -> None:
-        """Stop the kernel; with ``cancel``, kill it at once even when a notebook is running."""
-        if cancel and self.pid:
+        """Stop the kernel; with ``cancel``, kill it at once even when a notebook is running
+        (a kernel still starting or idle is killed at once anyway)."""
+        self.closing = True
+        if (cancel or not self.running) and self.pid:
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except OSError:
