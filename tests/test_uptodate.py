@@ -604,3 +604,26 @@ def test_real_notebooks_second_run_is_up_to_date(tmp_path: Path) -> None:
     ran = {nb["name"] for nb in fourth["notebooks"] if nb["status"] == SUCCEEDED}
     assert ran == {"gold/daily_booking_summary", "gold/customer_analytics", "gold/location_analytics"}, {
         nb["key"]: nb["run_reason"] for nb in fourth["notebooks"]}
+
+
+def test_a_large_delivery_runs_month_by_month_and_stays_up_to_date(project: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIDELAKE_PARTITION_BYTES", "1")  # the fake delivery counts as large
+    h = Harness(project)
+    run_all = (Stage("run", (), per_month=True, max_months=None),)
+    result, ran, nbs = h.run(stages=run_all)
+    assert result.exit_code == 0
+    months = ("2024-01", "2024-02")
+    partitioned = {"bronze/booking", "bronze/customer", "silver/booking", "silver/ride"}  # declare extraction_month
+    assert ran == ({"bronze/prepare", "silver/customer", "gold/customer_analytics"}
+                   | {f"{n}@{m}" for n in partitioned for m in months})
+    # every month of an upstream notebook comes first, so each month reads final tables
+    last_bronze = max(nbs[f"bronze/booking@{m}"]["finished_at"] for m in months)
+    assert all(nbs[f"silver/booking@{m}"]["started_at"] >= last_bronze for m in months)
+    assert nbs["bronze/booking@2024-02"]["started_at"] >= nbs["bronze/booking@2024-01"]["finished_at"]
+    # the next run finds every partition up-to-date, and a smaller delivery runs whole again
+    _, ran, nbs = h.run(stages=run_all)
+    assert ran == set(), {k: nb["run_reason"] for k, nb in nbs.items()}
+    monkeypatch.setenv("RIDELAKE_PARTITION_BYTES", str(10**12))
+    _, ran, _ = h.run(stages=run_all, force=True)
+    assert ran == ALL

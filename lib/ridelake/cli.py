@@ -112,8 +112,8 @@ def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     lineage._use_warehouse(args.warehouse)
     recipe = getattr(args, "recipe", None)
-    if recipe is None:  # `run [SELECTORS]`
-        stages, flags = [Stage("run", tuple(args.selectors))], {}
+    if recipe is None:  # `run [SELECTORS]`: a large delivery runs bronze and the facts month by month
+        stages, flags = [Stage("run", tuple(args.selectors), per_month=True, max_months=None)], {}
     else:
         stages, flags = recipe.plan(args)
     result = execute(_request(args, stages, flags, argv), RideBookings())

@@ -147,7 +147,9 @@ def execution_deps(pipeline: Pipeline, executions: Sequence[tuple[str, str, str 
     """What each planned execution waits for, as the runner links them for the scheduler.
 
     B waits for every earlier A whose notebook is upstream of B's (the same month, when both are
-    per-month executions) and for earlier executions of the same notebook.
+    per-month executions: every month of an upstream notebook, so that the tables a month reads
+    are final and their snapshots can be recorded for freshness) and for earlier executions of
+    the same notebook (they write the same table).
 
     Args:
         pipeline: the DAG.
@@ -160,8 +162,7 @@ def execution_deps(pipeline: Pipeline, executions: Sequence[tuple[str, str, str 
     deps: dict[str, set[str]] = {key: set() for key, _, _ in executions}
     for j, (b, b_name, b_month) in enumerate(executions):
         for a, a_name, a_month in executions[:j]:
-            months_meet = a_month is None or b_month is None or a_month == b_month
-            if a_name == b_name or (a_name in ups[b_name] and months_meet):
+            if a_name == b_name or a_name in ups[b_name]:
                 deps[b].add(a)
     return deps
 

@@ -84,11 +84,13 @@ class Project(Protocol):
         partition_param: the parameter a partition-aware stage sets per execution
             (``extraction_month``); notebooks that declare it can run once per partition.
         file_params: parameters whose value names a file; freshness tracks the file's identity.
+        partitions_after: notebooks whose run makes the partitions known (they run whole, first).
     """
 
     root: Path
     partition_param: str
     file_params: tuple[str, ...]
+    partitions_after: tuple[str, ...]
 
     def warehouse(self) -> str:
         """Where the tables live (a folder or URL): the lock and the freshness state key on it."""
@@ -125,9 +127,10 @@ class Project(Protocol):
         """
         ...
 
-    def partitions(self, params: Mapping[str, Any], max_partitions: int) -> Partitions:
+    def partitions(self, params: Mapping[str, Any], max_partitions: int | None) -> Partitions:
         """The partitions a partition-aware stage runs over, given the run's parameters (for a
-        delivery: the booking months it touched), or ``values=None`` to run whole."""
+        delivery: the booking months it touched), or ``values=None`` to run whole: beyond
+        ``max_partitions``, or, when that is None, when the data is small enough to run whole."""
         ...
 
     def is_table(self, dataset: str) -> bool:

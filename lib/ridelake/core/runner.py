@@ -90,18 +90,24 @@ class Stage:
         label: shown in messages and recorded per notebook (``bronze``, ``silver+gold``).
         selectors: which notebooks (see :mod:`ridelake.core.selection`; none = all).
         params: values forced for this stage, over the run's parameters.
-        per_month: notebooks declaring ``extraction_month`` run once per month the delivery
-            (the run's ``source_file`` and ``extraction_date``) touched...
-        max_months: ...when it touched at most this many; beyond, one execution rebuilds every
-            month (each execution costs a kernel start and a read of bronze, so a delivery
-            spanning a year is faster rebuilt whole; the result is the same).
+        per_month: notebooks declaring the project's partition parameter (``extraction_month``)
+            run once per partition the project names (:meth:`~ridelake.core.project.Project.partitions`;
+            for ride bookings the months the delivery touched)...
+        max_months: ...when there are at most this many; beyond, one execution rebuilds every
+            month (each execution has a fixed cost, so a delivery spanning a year is faster rebuilt
+            whole; the result is the same). None: the project decides by size (a whole run
+            partitions only a delivery too large to hold in one process).
+
+    A per-month stage that selects a notebook of :attr:`~ridelake.core.project.Project.partitions_after`
+    (``bronze/prepare``) runs it first, whole, as a stage of its own: the partitions are known
+    only once it ran.
     """
 
     label: str
     selectors: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
     per_month: bool = False
-    max_months: int = 3
+    max_months: int | None = 3
 
 
 @dataclass
@@ -276,7 +282,7 @@ def plan_stage(pipeline: Pipeline, stage: Stage, params: Mapping[str, Any],
         The planned nodes, in a dependency-respecting order.
     """
     values = {**params, **stage.params}
-    if months is not None and len(months) > stage.max_months:
+    if months is not None and stage.max_months is not None and len(months) > stage.max_months:
         months = None
     nodes: list[PlannedNode] = []
     for name in select(pipeline, stage.selectors):
@@ -412,6 +418,22 @@ class _Plan:
     from_run: str | None = None
 
 
+def _split_partitioned(pipe: Pipeline, stage: Stage, project: Project) -> list[Stage]:
+    """A per-month stage that selects a notebook the partitions come from: that notebook first
+    (whole), the rest per partition (see :class:`Stage`)."""
+    if not stage.per_month:
+        return [stage]
+    chosen = select(pipe, stage.selectors)
+    first = [n for n in chosen if n in project.partitions_after]
+    if not first:
+        return [stage]
+    rest = tuple(n for n in chosen if n not in first)
+    split = [Stage(stage.label, tuple(first), stage.params)]
+    if rest:
+        split.append(Stage(stage.label, rest, stage.params, per_month=True, max_months=stage.max_months))
+    return split
+
+
 def _make_plan(request: RunRequest, pipe: Pipeline, project: Project, err: TextIO) -> _Plan:
     root = Path(project.root)
     if request.from_failure:
@@ -425,7 +447,7 @@ def _make_plan(request: RunRequest, pipe: Pipeline, project: Project, err: TextI
         params = resolve_params(project, overrides=request.overrides, base=prev_params)
         return _Plan(params, [Stage("from-failure")], rerun, from_run)
     params = resolve_params(project, request.params_file, request.overrides)
-    stages = list(request.stages)
+    stages = [part for st in request.stages for part in _split_partitioned(pipe, st, project)]
     _check_overrides(request.overrides, [pipe.spec(n) for st in stages for n in select(pipe, st.selectors)],
                      pipe, err)
     return _Plan(params, stages, plan_stage(pipe, stages[0], params))
@@ -587,7 +609,7 @@ def execute(
             err.write(f"note: {lock.broke}\n")
         project.bootstrap()
         fresh = _up_to_date(pipe, project, run_id, force=request.force,
-                            named={n for st in plan.stages for n in named(pipe, st.selectors)})
+                            named={n for st in request.stages for n in named(pipe, st.selectors)})
         # 4-5. run folder, stages, record
         record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse))
         _add(record, {}, plan.first)
@@ -642,7 +664,8 @@ def _predict(pipe: Pipeline, staged: Sequence[tuple[Stage, list[PlannedNode]]], 
     if request.force:
         return None
     try:
-        fresh = _up_to_date(pipe, project, "dry-run", named={n for st, _ in staged for n in named(pipe, st.selectors)})
+        fresh = _up_to_date(pipe, project, "dry-run",
+                            named={n for st in request.stages for n in named(pipe, st.selectors)})
         out: dict[str, Any] = {}
         for _, nodes in staged:
             fresh.add(nodes)

@@ -33,7 +33,8 @@ holds, per key, the last successful execution: the fingerprint, the snapshots it
 its run id and time. It is written atomically by the run holding the warehouse lock: an entry is
 dropped when its key starts an attempt (a killed or failed run leaves none) and written when it
 succeeds, replacing the entries of the notebook's other keys (a per-month execution and a whole
-one write the same table, so only the latest can still match it). Another or an emptied
+one write the same table, so only the latest can still match it) except its other partitions of
+the same run, whose recorded writes move on to the new snapshot (together they made it). Another or an emptied
 warehouse has no state, so everything runs. Anything that goes wrong while checking (the catalog
 cannot be read) means "run"; a state that cannot be written never fails the run.
 
@@ -348,8 +349,14 @@ class UpToDate(Listener):
                 entry = None
             if entry is not None:
                 name = self.nodes[state.key][0].name
-                for other in [k for k, e in self.store.entries.items() if e.get("notebook") == name]:
-                    self.store.entries.pop(other)  # its table moved on: it can never be up-to-date
+                for other, e in list(self.store.entries.items()):
+                    if e.get("notebook") != name or other == state.key:
+                        continue
+                    if e.get("run_id") == self.run_id and "@" in other and "@" in state.key:
+                        # another partition of this run: the table now holds its work too
+                        e["writes"] = {**(e.get("writes") or {}), **entry["writes"]}
+                    else:
+                        self.store.entries.pop(other)  # its table moved on: it can never be up-to-date
                 self.store.entries[state.key] = entry
         elif state.status == Status.FAILED:
             self.store.entries.pop(state.key, None)

@@ -21,7 +21,19 @@ from ridelake.core.project import Partitions, SnapshotSource, project_root
 from ridelake.errors import ParameterError
 from ridelake.tables import catalog, config, source
 
-__all__ = ["RideBookings", "CatalogSnapshots"]
+__all__ = ["RideBookings", "CatalogSnapshots", "PARTITION_BYTES"]
+
+#: A whole run partitions by month a delivery file at least this large (about 750,000 rows).
+PARTITION_BYTES = 128 * 2**20
+
+
+def _file_size(value: Any) -> int | None:
+    if not value or "://" in str(value):
+        return None
+    try:
+        return Path(str(value)).stat().st_size
+    except OSError:
+        return None
 
 
 class CatalogSnapshots:
@@ -81,6 +93,7 @@ class RideBookings:
     snapshot_source: SnapshotSource | None = None
     partition_param: str = "extraction_month"
     file_params: tuple[str, ...] = ("source_file",)
+    partitions_after: tuple[str, ...] = ("bronze/prepare",)
 
     def warehouse(self) -> str:
         """``RIDELAKE_WAREHOUSE`` when set, else ``<root>/warehouse``."""
@@ -134,15 +147,28 @@ class RideBookings:
             if Path(path).is_dir():
                 raise ParameterError(f"source_file {path} is a directory, not a delivery file")
 
-    def partitions(self, params: Mapping[str, Any], max_partitions: int) -> Partitions:
+    def partitions(self, params: Mapping[str, Any], max_partitions: int | None) -> Partitions:
         """The booking months the delivery touched; whole when unknown, too many, or when the
-        delivery moves bookings to another month (month rebuilds cannot move them consistently)."""
+        delivery moves bookings to another month (month rebuilds cannot move them consistently).
+
+        With no ``max_partitions`` (a whole run) it partitions only a large delivery: a source file
+        of at least ``RIDELAKE_PARTITION_BYTES`` (default :data:`PARTITION_BYTES`), so that a
+        kernel holds one month at a time.
+        """
         args = (params.get("source_file") or "", params["extraction_date"], params.get("extraction_month"),
                 self.warehouse())
+        if max_partitions is None:
+            size = _file_size(params.get("source_file"))
+            limit = int(os.environ.get("RIDELAKE_PARTITION_BYTES", PARTITION_BYTES))
+            if size is None or size < limit:
+                return Partitions(None)
         months = source.staged_months(*args)
         if months is None:
             return Partitions(None, "note: the months of the delivery are unknown (no staging record); "
                                     "the silver facts rebuild every month once")
+        if max_partitions is None:
+            return Partitions(tuple(months), f"large delivery ({size / 2**20:,.0f} MiB): bronze and the silver "
+                                             f"facts run once per month ({len(months)} months)")
         if len(months) > max_partitions:
             return Partitions(None, f"delivery touched {len(months)} months (more than {max_partitions}): "
                                     "the silver facts rebuild every month once")
