@@ -184,17 +184,22 @@ class Pipeline:
     handoffs: frozenset[str] = frozenset()
     _deps: dict[str, set[str]] = field(init=False, repr=False)
     _order: list[str] = field(init=False, repr=False)
+    _writers: dict[str, list[str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        writers: dict[str, list[str]] = {}
+        self._writers = {}
         for spec in self.notebooks.values():
             for dataset in spec.writes:
-                writers.setdefault(dataset, []).append(spec.name)
+                self._writers.setdefault(dataset, []).append(spec.name)
         self._deps = {
-            spec.name: {w for ds in spec.reads for w in writers.get(ds, ()) if w != spec.name}
+            spec.name: {w for ds in spec.reads for w in self._writers.get(ds, ()) if w != spec.name}
             for spec in self.notebooks.values()
         }
         self._order = [n for wave in layered(list(self.notebooks), self._deps) for n in wave]
+
+    def writers(self, dataset: str) -> list[str]:
+        """The notebooks that write a dataset, in pipeline.yaml order."""
+        return list(self._writers.get(dataset, ()))
 
     def is_table(self, dataset: str) -> bool:
         """Whether a dataset is a versioned table (not a hand-off)."""

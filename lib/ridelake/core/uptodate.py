@@ -213,10 +213,6 @@ class UpToDate(Listener):
         self.nodes: dict[str, tuple[NotebookSpec, dict[str, Any]]] = {}
         self.decisions: dict[str, Decision] = {}
         self.save_error: str | None = None
-        self._writers: dict[str, list[str]] = {}
-        for spec in pipeline.notebooks.values():
-            for ds in spec.writes:
-                self._writers.setdefault(ds, []).append(spec.name)
 
     # -- planning ---------------------------------------------------------------------------
     def add(self, nodes: Iterable[Any]) -> None:
@@ -247,7 +243,7 @@ class UpToDate(Listener):
     def _dataset_version(self, dataset: str) -> str | None:
         """A non-Iceberg dataset's version: the run and key of its writers' recorded executions."""
         parts = []
-        for name in self._writers.get(dataset, []):
+        for name in self.pipeline.writers(dataset):
             entries = [(k, e) for k, e in self.store.entries.items() if e.get("notebook") == name]
             if not entries:
                 return None
