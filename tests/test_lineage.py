@@ -168,3 +168,69 @@ def test_run_changes_cross_checks_run_json(project, monkeypatch):
     assert any("silver.payment_method" in w and "not in its run.json" in w for w in info.warnings)
     assert any("silver.location" in w and "[123]" in w for w in info.warnings)
     assert "silver.location" in info.unrestorable
+
+
+def _untagged_and_foreign(monkeypatch: pytest.MonkeyPatch) -> None:
+    """R1 and R2 (tagged), then a commit by hand (no properties) and one by another tool."""
+    two_runs(monkeypatch)
+    for var in ("RIDELAKE_RUN_ID", "RIDELAKE_NOTEBOOK", "RIDELAKE_PARAMS_HASH"):
+        monkeypatch.delenv(var)
+    data = catalog.to_arrow("silver.vehicle_type", dim(["Auto"]))
+    catalog.load_table("silver.vehicle_type").append(data)  # by hand, e.g. a notebook cell run in JupyterLab
+    catalog.load_table("silver.vehicle_type").append(
+        data, snapshot_properties={"spark.app.id": "app-20240501", "engine": "spark 3.5"})  # another tool
+
+
+def test_history_with_untagged_and_foreign_snapshots(warehouse, monkeypatch, capsys):
+    _untagged_and_foreign(monkeypatch)
+    frame = lineage.history("silver.vehicle_type")
+    assert len(frame) == 5
+    assert frame["run_id"].tolist() == [None, None, R2, R2, R1]
+    assert frame["params_hash"].tolist()[:2] == [None, None] and frame["notebook"].tolist()[:2] == [None, None]
+    assert frame["total_records"].tolist() == [5, 4, 3, 0, 2] and frame["current"].tolist()[0]
+    assert frame["in_lineage"].all()
+    text = lineage.format_history(frame, "silver.vehicle_type")
+    lines = text.splitlines()
+    assert lines[0] == "silver.vehicle_type: 5 snapshot(s), newest first"
+    body = lines[3:8]
+    assert body[0].startswith("*") and body[0].split()[-3:] == ["-", "-", "-"]   # run, notebook, params
+    assert body[1].split()[-3:] == ["-", "-", "-"] and "append" in body[1]
+    assert body[2].split()[-3:] == [R2, "silver/vehicle_type", "2" * 8]
+    assert "2 snapshot(s) carry no ridelake run id" in lines[-1]
+    # the crash of issue 9: a missing tag that pandas turned into NaN (float) or NA
+    for missing in (float("nan"), pd.NA):
+        frame2 = frame.astype({"params_hash": object, "run_id": object})
+        frame2.loc[[0, 1], ["params_hash", "run_id", "notebook"]] = missing
+        assert lineage.format_history(frame2, "silver.vehicle_type").splitlines()[3].split()[-3:] == ["-", "-", "-"]
+    assert cli.main(["history", "silver/vehicle_type"]) == 0
+    assert "carry no ridelake run id" in capsys.readouterr().out
+    assert cli.main(["history", "silver.vehicle_type", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert records[0]["run_id"] is None and records[0]["params_hash"] is None and records[2]["run_id"] == R2
+
+
+def test_history_marks_rolled_back_snapshots(warehouse, monkeypatch):
+    two_runs(monkeypatch)
+    tbl = catalog.load_table("silver.vehicle_type")
+    first = lineage.history("silver.vehicle_type").iloc[-1]["snapshot_id"]
+    tbl.manage_snapshots().set_current_snapshot(snapshot_id=int(first)).commit()
+    frame = lineage.history("silver.vehicle_type")
+    assert frame["in_lineage"].tolist() == [False, False, True] and frame["current"].tolist() == [False, False, True]
+    lines = lineage.format_history(frame, "silver.vehicle_type").splitlines()
+    assert lines[3].startswith("-") and lines[5].startswith("*")
+    assert "'-' = not in the current state (rolled back)" in lines[-1]
+
+
+def test_history_piped_into_head_exits_quietly(warehouse, monkeypatch):
+    """``ridelake history T | head``: the reader goes away before the output is written."""
+    import subprocess
+    import sys
+
+    _untagged_and_foreign(monkeypatch)
+    proc = subprocess.Popen([sys.executable, "-m", "ridelake", "history", "silver.vehicle_type"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `head` that has read its lines
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == "", err

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -227,7 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.func is _run_command:
             return int(_run_command(args, args_list))
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away (`| head`) shows here, in the handler below
+        return status
+    except BrokenPipeError:
+        # the reader stopped reading (`| head`): exit quietly; what is left goes nowhere, also at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except LockError as exc:
         print(f"ridelake: {exc}", file=sys.stderr)
         return EXIT_LOCKED

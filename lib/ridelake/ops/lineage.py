@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
+from ridelake.core.progress import plain_table, render_text
 from ridelake.tables import config
 from ridelake.errors import CatalogError, ConfigError
 
@@ -41,6 +42,7 @@ __all__ = [
     "run_changes",
     "describe_run_changes",
     "snapshot_label",
+    "ancestors",
     "register",
 ]
 
@@ -154,19 +156,16 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _operation(snap: Any) -> str:
-    op = snap.summary.operation if snap.summary is not None else None
-    return str(getattr(op, "value", op) or "?")
+def ancestors(table: Any) -> Iterator[Any]:
+    """The current snapshot and its ancestors, newest first, up to an expired parent (pyiceberg's
+    ``ancestors_of``)."""
+    # pyiceberg is heavy to import (a quarter of a second); the command line needs it only here
+    from pyiceberg.table.snapshots import ancestors_of
+
+    return iter(ancestors_of(table.current_snapshot(), table.metadata))
 
 
-def _ancestors(table: Any) -> Iterator[Any]:
-    """The current snapshot and its ancestors, newest first (up to an expired or repeated parent)."""
-    snap = table.current_snapshot()
-    seen: set[int] = set()
-    while snap is not None and snap.snapshot_id not in seen:
-        seen.add(snap.snapshot_id)
-        yield snap
-        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
+_ancestors = ancestors  # the name ops.maintenance imports
 
 
 def snapshot_label(table: Any, snapshot_id: int | None) -> str:
@@ -187,6 +186,9 @@ def snapshot_label(table: Any, snapshot_id: int | None) -> str:
 def history(table: str) -> "pd.DataFrame":
     """A table's snapshots with their provenance, newest first.
 
+    Read from pyiceberg's ``inspect.snapshots()``. A snapshot without ridelake's properties
+    (written by hand, or by another tool) has None as its run, notebook and params hash.
+
     Args:
         table: ``<layer>.<table>`` (or ``<layer>/<table>``).
 
@@ -198,42 +200,47 @@ def history(table: str) -> "pd.DataFrame":
     Raises:
         CatalogError: unknown table, or no catalog.
     """
+    # pandas is heavy to import; only history needs it
     import pandas as pd
 
     ident = resolve_table(table)
     tbl = _load(open_catalog(), ident)
-    rows = []
+    rows: list[dict[str, Any]] = []
     if tbl is not None:
         current = tbl.current_snapshot()
-        lineage = {s.snapshot_id for s in _ancestors(tbl)}
-        for snap in tbl.snapshots():
-            p = _props(snap)
+        lineage = {s.snapshot_id for s in ancestors(tbl)}
+        # metadata order is commit order: reversed and stably sorted by time, the newest come first
+        # even when an overwrite's delete and append share a millisecond
+        for snap in reversed(tbl.inspect.snapshots().to_pylist()):
+            p = dict(snap["summary"] or [])
             rows.append({
-                "snapshot_id": snap.snapshot_id,
-                "parent_id": snap.parent_snapshot_id,
-                "committed_at": pd.Timestamp(snap.timestamp_ms, unit="ms", tz="UTC"),
-                "operation": _operation(snap),
+                "snapshot_id": snap["snapshot_id"],
+                "parent_id": snap["parent_id"],
+                "committed_at": pd.Timestamp(snap["committed_at"]).tz_localize("UTC"),
+                "operation": snap["operation"] if snap["operation"] not in (None, "None") else "?",
                 "added_records": _int(p.get("added-records")) or 0,
                 "deleted_records": _int(p.get("deleted-records")) or 0,
                 "total_records": _int(p.get("total-records")),
                 "run_id": p.get(PROP_RUN_ID),
                 "notebook": p.get(PROP_NOTEBOOK),
                 "params_hash": p.get(PROP_PARAMS_HASH),
-                "current": current is not None and snap.snapshot_id == current.snapshot_id,
-                "in_lineage": snap.snapshot_id in lineage,
-                "_seq": snap.sequence_number or 0,
+                "current": current is not None and snap["snapshot_id"] == current.snapshot_id,
+                "in_lineage": snap["snapshot_id"] in lineage,
             })
-    rows.sort(key=lambda r: (r["committed_at"], r["_seq"]), reverse=True)
+    rows.sort(key=lambda r: r["committed_at"], reverse=True)
     dtypes = {"snapshot_id": "int64", "parent_id": "Int64", "added_records": "int64", "deleted_records": "int64",
-              "total_records": "Int64", "current": "bool", "in_lineage": "bool"}
-    # built column by column so 64-bit ids never pass through float
-    data = {c: pd.array([r[c] for r in rows], dtype=dtypes[c]) if c in dtypes else [r[c] for r in rows]
-            for c in HISTORY_COLUMNS}
-    frame = pd.DataFrame(data, columns=list(HISTORY_COLUMNS))
-    frame["committed_at"] = pd.to_datetime(frame["committed_at"], utc=True)
-    for c in ("operation", "run_id", "notebook", "params_hash"):
-        frame[c] = frame[c].astype(object)
-    return frame
+              "total_records": "Int64", "current": "bool", "in_lineage": "bool", "committed_at": "datetime64[ms, UTC]"}
+    # column by column: 64-bit ids never pass through float, and a missing tag stays None (object), not NaN
+    data = {c: pd.Series([r[c] for r in rows], dtype=dtypes.get(c, object)) for c in HISTORY_COLUMNS}
+    return pd.DataFrame(data, columns=list(HISTORY_COLUMNS))
+
+
+def _text(value: Any, width: int | None = None) -> str:
+    """A cell: ``-`` for a missing value (None, NaN, NA), else the text (cut to ``width``)."""
+    if value is None or (not isinstance(value, str) and _is_na(value)):
+        return "-"
+    text = str(value)
+    return text[:width] if width else text
 
 
 def format_history(frame: "pd.DataFrame", table: str = "", limit: int | None = None) -> str:
@@ -245,33 +252,31 @@ def format_history(frame: "pd.DataFrame", table: str = "", limit: int | None = N
         limit: show the newest ``limit`` snapshots only.
 
     Returns:
-        The text: ``*`` marks the current snapshot, ``-`` one outside the current lineage.
+        The text: ``*`` marks the current snapshot, ``-`` one outside the current lineage; a
+        snapshot without ridelake's tags shows ``-`` for its run, notebook and params.
     """
     if frame.empty:
         return f"{table}: no snapshots (never written)" if table else "no snapshots"
     full, frame = frame, (frame.head(max(0, limit)) if limit is not None else frame)
-    header = ["", "snapshot", "committed (UTC)", "operation", "added", "removed", "total", "run", "notebook",
-              "params"]
     body = []
     for r in frame.itertuples(index=False):
         mark = "*" if r.current else (" " if r.in_lineage else "-")
-        body.append([mark, str(r.snapshot_id), r.committed_at.strftime("%Y-%m-%d %H:%M:%S"), r.operation,
-                     f"{r.added_records:,}", f"{r.deleted_records:,}", _fmt_total(r.total_records),
-                     r.run_id or "-", r.notebook or "-", (r.params_hash or "-")[:8]])
-    numeric = {4, 5, 6}
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    lines = []
-    for row in (header, *body):
-        cells = [str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "  ".join((" " if i == 0 else "-") * w for i, w in enumerate(widths)).rstrip())
+        body.append([mark, _text(r.snapshot_id), r.committed_at.strftime("%Y-%m-%d %H:%M:%S"), _text(r.operation),
+                     f"{int(r.added_records):,}", f"{int(r.deleted_records):,}", _fmt_total(r.total_records),
+                     _text(r.run_id), _text(r.notebook), _text(r.params_hash, 8)])
+    table_text = render_text(plain_table(["", "snapshot", "committed (UTC)", "operation", "added", "removed", "total",
+                                          "run", "notebook", "params"], body, right={4, 5, 6}))
     current = full.loc[full["current"]]
-    note = (f"current: {current.iloc[0]['snapshot_id']}" if not current.empty else "current: none")
+    note = f"current: {current.iloc[0]['snapshot_id']}" if not current.empty else "current: none"
     if (~frame["in_lineage"]).any():
         note += "; '-' = not in the current state (rolled back)"
+    untagged = int(full["run_id"].map(lambda v: _text(v) == "-").sum())
+    if untagged:
+        note += (f"; {untagged} snapshot(s) carry no ridelake run id (written outside a run: by hand, "
+                 "or by another tool)")
     shown = f" (newest {len(frame)} shown)" if len(frame) < len(full) else ""
     title = (f"{table}: " if table else "") + f"{len(full)} snapshot(s), newest first{shown}"
-    return "\n".join([title, *lines, note])
+    return "\n".join([title, table_text, note])
 
 
 def _fmt_total(value: Any) -> str:
@@ -420,12 +425,13 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _is_na(value: Any) -> bool:
+    """True for None, NaN and pandas' NA (never raises)."""
+    if value is None:
+        return True
     try:
-        import pandas as pd
-
-        return value is None or bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+        return bool(value != value)  # NaN and NaT differ from themselves
+    except (TypeError, ValueError):  # pandas' NA: its comparison has no truth value
+        return True
 
 
 def register(subparsers: Any) -> None:

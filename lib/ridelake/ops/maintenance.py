@@ -43,6 +43,7 @@ from typing import Any, Iterable
 from urllib.parse import unquote, urlparse
 
 from ridelake.core.project import project_root
+from ridelake.core.report import write_after_run
 from ridelake.tables import config
 from ridelake.errors import CatalogError, ParameterError
 from ridelake.ops.lineage import (
@@ -342,9 +343,11 @@ def rollback(run_id: str, force: bool = False) -> RollbackResult:
             write_manifest(result.run_folder, _rollback_record(result, "failed", started, warehouse,
                                                                error=f"{type(exc).__name__}: {exc}"))
             update_latest(runs_dir(root), new_id)
+            write_after_run(result.run_folder)  # its index.html: what it moved before failing
             raise
         write_manifest(result.run_folder, _rollback_record(result, "succeeded", started, warehouse))
         update_latest(runs_dir(root), new_id)
+        write_after_run(result.run_folder)  # its index.html lists the tables it moved
         return result
     finally:
         lock.release()
