@@ -16,7 +16,8 @@ from ridelake.tables import catalog
 from ridelake.ops import lineage, maintenance
 from ridelake.errors import CatalogError, LockError, ParameterError
 from ridelake.core.lock import WarehouseLock, lock_path
-from ridelake.core.manifest import latest_run_id, read_manifest, runs_dir
+from ridelake.core.manifest import latest_run_id, read_manifest, read_run, runs_dir
+from ridelake.core.protocol import RUN_SCHEMA_VERSION
 from test_lineage import R1, R2, as_run, dim, project  # noqa: F401  (project is a fixture)
 
 R3 = "20240503T100000Z-cccc"
@@ -92,6 +93,10 @@ def test_rollback_restores_every_table_the_run_changed_and_is_recorded_as_a_run(
     assert record["params"] == {"rolled_back_run": R2}
     assert {(t["table"], t["from_snapshot"], t["to_snapshot"]) for t in record["tables"]} == {
         (t.table, t.from_snapshot, t.to_snapshot) for t in result.tables}
+    # written through the run-record schema, like a runner run's
+    run = read_run(runs_dir(project) / result.run_id)
+    assert run.schema_version == RUN_SCHEMA_VERSION and run.command == "rollback" and run.notebooks == []
+    assert run.tables == result.tables and run.skipped == [] and run.force is False
     assert latest_run_id(runs_dir(project)) == result.run_id
     # history still shows R2's snapshots, marked as no longer in the table
     hist = lineage.history("silver.vehicle_type")

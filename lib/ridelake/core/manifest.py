@@ -8,21 +8,32 @@ A notebook the up-to-date check did not run (:mod:`ridelake.core.uptodate`) is r
 ``up_to_date_since``: the run whose result it kept; every entry has a ``run_reason``.
 ``outputs/runs/latest`` is a relative symlink to the newest run folder; where symlinks are not
 possible it is a text file holding the run id.
+
+**The schema.** Every ``run.json`` ridelake writes is a :class:`RunManifest` (one
+:class:`NotebookEntry` per notebook execution, one :class:`TableEntry` per table a run moved
+without a notebook: a rollback, an interactive write), stamped with ``schema_version``
+(:data:`ridelake.core.protocol.RUN_SCHEMA_VERSION`). The runner (:class:`RunRecord`), rollback
+and interactive writes build it alike. :func:`read_run` reads any record back, including those
+written before the version existed (read as version 1); fields it does not know are kept in
+``extra`` and written back unchanged. :func:`read_manifest` still gives the JSON as stored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import os
 import secrets
 import socket
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ridelake.core.lock import pid_alive
 from ridelake.core.files import iso, parse_iso, relative, write_atomic
+from ridelake.core.protocol import RUN_SCHEMA_VERSION
 from ridelake.errors import ConfigError
 from ridelake.core.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
 
@@ -32,12 +43,17 @@ __all__ = [
     "runs_dir",
     "output_file",
     "log_file",
+    "current_user",
     "new_run_id",
     "iso",
     "parse_iso",
     "write_atomic",
+    "NotebookEntry",
+    "TableEntry",
+    "RunManifest",
     "write_manifest",
     "read_manifest",
+    "read_run",
     "update_latest",
     "latest_run_id",
     "resolve_run",
@@ -66,25 +82,244 @@ def log_file(key: str, attempt: int) -> str:
     return f"logs/{key.replace('/', '__')}.{attempt}.log"
 
 
+def current_user() -> str | None:
+    """The name of the user running this process (None when the system cannot tell)."""
+    try:
+        return getpass.getuser() or None
+    except (OSError, KeyError, ImportError):  # no login name in the environment nor the user database
+        return None
+
+
 def new_run_id(now: dt.datetime | None = None) -> str:
     """A new, sortable run id such as ``20261125T203000Z-1a2b``."""
     moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
-def write_manifest(run_dir: str | Path, data: dict[str, Any]) -> Path:
+# -- the schema of run.json ----------------------------------------------------------------------
+
+def _split(cls: type, data: Mapping[str, Any], what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A JSON object's known fields (for ``cls``) and the rest."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"unreadable run record: {what} is {type(data).__name__}, not an object")
+    names = {f.name for f in fields(cls)} - {"extra"}
+    return ({k: v for k, v in data.items() if k in names},
+            {k: v for k, v in data.items() if k not in names})
+
+
+@dataclass
+class NotebookEntry:
+    """One notebook execution in ``run.json`` (see the module doc for up-to-date entries).
+
+    Attributes:
+        name: ``<layer>/<table>``.
+        key: the execution key (``silver/booking@2024-03`` for a per-month one).
+        stage: the stage label (``interactive`` for a write made in JupyterLab).
+        status: a :class:`~ridelake.core.protocol.Status` value.
+        attempts: attempts made (0: it did not run).
+        output: the executed notebook, relative to the project root (None: none kept).
+        rows_written: rows its writes committed (from the receipts).
+        error_cell: the failing cell's index in the executed notebook.
+        params: the values it received.
+        writes: table -> the snapshot it wrote; ``reads``: table -> the snapshot it read.
+        attempt_log: one object per attempt (attempt, status, times, error, output).
+        run_reason: why it ran (or ``up-to-date``); ``up_to_date_since``: the run it kept.
+        extra: fields this version does not know (kept as read).
+    """
+
+    name: str
+    key: str = ""
+    stage: str = ""
+    status: str = "pending"
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    output: str | None = None
+    table: str | None = None
+    rows_written: int | None = None
+    error: str | None = None
+    error_cell: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    writes: dict[str, Any] = field(default_factory=dict)
+    reads: dict[str, Any] = field(default_factory=dict)
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
+    run_reason: str | None = None
+    up_to_date_since: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object (every field, then the unknown ones)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out["status"] = str(self.status)
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "NotebookEntry":
+        """Read one entry; missing fields take their defaults (an older layout)."""
+        known, extra = _split(cls, data, "a notebook entry")
+        known.setdefault("name", str(known.get("key") or "?").split("@", 1)[0])
+        known.setdefault("key", known["name"])
+        for name in ("params", "writes", "reads"):
+            known[name] = dict(known.get(name) or {})
+        known["attempt_log"] = list(known.get("attempt_log") or [])
+        return cls(**known, extra=extra)
+
+
+@dataclass
+class TableEntry:
+    """One table a run moved without a notebook of its own (a rollback step, an interactive write).
+
+    Attributes:
+        table: the table.
+        action: ``set-current`` or ``emptied`` (rollback), ``overwrite`` or ``append`` (a write).
+        from_snapshot: its current snapshot before; ``to_snapshot``: after.
+        rows_before: rows before (from the snapshot summary); ``rows_after``: after.
+        note: why, or what a forced rollback undid (left out of the JSON when empty).
+        extra: fields this version does not know.
+    """
+
+    table: str
+    action: str
+    from_snapshot: int | None = None
+    to_snapshot: int | None = None
+    rows_before: int | None = None
+    rows_after: int | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object (``note`` only when there is one)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("note", "extra")}
+        return {**out, **({"note": self.note} if self.note else {}), **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "TableEntry":
+        """Read one entry."""
+        known, extra = _split(cls, data, "a table entry")
+        known.setdefault("table", "?")
+        known.setdefault("action", "?")
+        return cls(**known, extra=extra)
+
+
+#: Fields of :class:`RunManifest` written even when None (the rest only when set).
+_ALWAYS = ("schema_version", "run_id", "status", "exit_code", "started_at", "finished_at", "duration_s",
+           "command", "params", "host", "pid", "run_folder", "notebooks")
+
+
+@dataclass
+class RunManifest:
+    """The content of one ``run.json``.
+
+    Attributes:
+        run_id: the run.
+        status: ``running``, ``succeeded``, ``failed`` or ``interrupted``.
+        exit_code: the command's exit status (None while running).
+        started_at: ISO-8601 UTC (:func:`~ridelake.core.files.iso`); ``finished_at`` likewise.
+        command: ``run``, ``bronze``, ``incremental``... ``rollback``, ``interactive``.
+        params: the run's parameters (a rollback's: ``rolled_back_run``).
+        argv, params_file, selectors, stages, from_failure, jobs, retries, retry_delay, force,
+            peak_parallelism: how a runner command ran (left out when None).
+        warehouse: the warehouse; ``catalog_uri``: the catalog when it is not the default.
+        user: who ran it (interactive writes); ``host`` and ``pid``: where.
+        run_folder: the run's folder, relative to the project root.
+        notebooks: the notebook executions.
+        tables: the tables a run moved without a notebook of its own (None: not such a run).
+        skipped: tables a rollback left alone (``{table, reason}``).
+        warnings: what a rollback wants the user to know; ``error``: why it failed.
+        schema_version: the layout version (1: written before versions existed).
+        extra: fields this version does not know (kept as read, written back).
+    """
+
+    run_id: str
+    status: str = "running"
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    command: str = "run"
+    argv: list[str] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    params_file: str | None = None
+    selectors: list[str] | None = None
+    stages: list[str] | None = None
+    from_failure: str | None = None
+    jobs: int | None = None
+    retries: int | None = None
+    retry_delay: float | None = None
+    warehouse: str | None = None
+    catalog_uri: str | None = None
+    force: bool | None = None
+    user: str | None = None
+    host: str = field(default_factory=socket.gethostname)
+    pid: int | None = field(default_factory=os.getpid)
+    run_folder: str = ""
+    notebooks: list[NotebookEntry] = field(default_factory=list)
+    peak_parallelism: int | None = None
+    tables: list[TableEntry] | None = None
+    skipped: list[dict[str, Any]] | None = None
+    warnings: list[str] | None = None
+    error: str | None = None
+    schema_version: int = RUN_SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object: ``schema_version`` first, optional fields only when set, then the
+        unknown ones."""
+        out: dict[str, Any] = {"schema_version": self.schema_version}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("schema_version", "extra") or (value is None and f.name not in _ALWAYS):
+                continue
+            if f.name == "notebooks":
+                value = [nb.to_json() for nb in value]
+            elif f.name == "tables":
+                value = [t.to_json() for t in value]
+            out[f.name] = value
+        return {**out, **{k: v for k, v in self.extra.items() if k not in out}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, default_version: int = 1) -> "RunManifest":
+        """Read a record.
+
+        Args:
+            data: the JSON object.
+            default_version: the version of a record without ``schema_version`` (1: an old file).
+
+        Raises:
+            ConfigError: not an object, or an entry that is not one.
+        """
+        known, extra = _split(cls, data, "the record")
+        known.setdefault("run_id", "?")
+        known.setdefault("schema_version", default_version)
+        known["params"] = dict(known.get("params") or {})
+        known["notebooks"] = [NotebookEntry.from_json(nb) for nb in known.get("notebooks") or []]
+        if known.get("tables") is not None:
+            known["tables"] = [TableEntry.from_json(t) for t in known["tables"]]
+        for name in ("host", "pid", "run_folder"):  # an old or hand-made record may lack them
+            known.setdefault(name, None if name == "pid" else "")
+        return cls(**known, extra=extra)
+
+    def notebook(self, key: str) -> NotebookEntry | None:
+        """The entry of one execution key, or None."""
+        return next((nb for nb in self.notebooks if nb.key == key), None)
+
+
+def write_manifest(run_dir: str | Path, data: RunManifest | Mapping[str, Any]) -> Path:
     """Write ``run.json`` atomically.
 
     Args:
         run_dir: the run folder.
-        data: the record.
+        data: the record: a :class:`RunManifest` (what ridelake writes), or a mapping written as
+            it is (tests and tools that fabricate records).
 
     Returns:
         The file written.
     """
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    return write_atomic(folder / RUN_FILE, json.dumps(data, indent=2, default=str) + "\n")
+    doc = data.to_json() if isinstance(data, RunManifest) else dict(data)
+    return write_atomic(folder / RUN_FILE, json.dumps(doc, indent=2, default=str) + "\n")
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
@@ -103,6 +338,19 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"unreadable run record {path}: not an object")
     return data
+
+
+def read_run(run_dir: str | Path) -> RunManifest:
+    """Read a run folder's ``run.json`` as a :class:`RunManifest` (any version).
+
+    Raises:
+        ConfigError: no readable record there.
+    """
+    data = read_manifest(run_dir)
+    try:
+        return RunManifest.from_json(data)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"unreadable run record {Path(run_dir) / RUN_FILE}: {exc}") from None
 
 
 def update_latest(runs: str | Path, run_id: str) -> Path:
@@ -233,12 +481,11 @@ class RunRecord(Listener):
         self.finished: float | None = None
         self.status = "running"
         self.exit_code: int | None = None
-        self.data: dict[str, Any] = {
-            "run_id": run_id, "status": "running", "exit_code": None, "started_at": iso(self.started),
-            "finished_at": None, "duration_s": None, **(header or {}),
-            "host": socket.gethostname(), "pid": os.getpid(), "run_folder": relative(self.dir, self.root),
-            "notebooks": [],
-        }
+        #: the record as JSON (a :class:`RunManifest`'s; run-level fields may be set here between saves)
+        self.data: dict[str, Any] = RunManifest.from_json({
+            **(header or {}), "run_id": run_id, "status": "running", "started_at": iso(self.started),
+            "run_folder": relative(self.dir, self.root),
+        }, default_version=RUN_SCHEMA_VERSION).to_json()
 
     # -- where things go ------------------------------------------------------------------
     def output(self, key: str) -> Path:
@@ -293,28 +540,28 @@ class RunRecord(Listener):
                         "started_at": iso(a.started_at), "finished_at": iso(a.finished_at),
                         "duration_s": round(a.finished_at - a.started_at, 3), "error": a.error,
                         "output": relative(path, self.root) if path.exists() else None})
-        return {
-            "name": entry["name"],
-            "key": key,
-            "stage": entry["stage"],
-            "status": state.status,
-            "attempts": len(state.attempts),
-            "started_at": iso(state.started_at),
-            "finished_at": iso(state.finished_at),
-            "duration_s": round(state.duration_s, 3) if state.duration_s is not None else None,
-            "output": relative(output, self.root) if output.exists() else None,
-            "table": entry["table"],
-            "rows_written": rows,
-            "error": state.error,
-            "error_cell": out.error_cell if out is not None and not out.ok else None,
-            "params": entry["params"],
-            "writes": writes,
-            "reads": reads,
-            "attempt_log": log,
+        return NotebookEntry(
+            name=entry["name"],
+            key=key,
+            stage=entry["stage"],
+            status=state.status,
+            attempts=len(state.attempts),
+            started_at=iso(state.started_at),
+            finished_at=iso(state.finished_at),
+            duration_s=round(state.duration_s, 3) if state.duration_s is not None else None,
+            output=relative(output, self.root) if output.exists() else None,
+            table=entry["table"],
+            rows_written=rows,
+            error=state.error,
+            error_cell=out.error_cell if out is not None and not out.ok else None,
+            params=entry["params"],
+            writes=writes,
+            reads=reads,
+            attempt_log=log,
             # why it ran (or "up-to-date"), and for an up-to-date one the run whose result it kept
-            "run_reason": entry.get("run_reason"),
-            "up_to_date_since": entry.get("up_to_date_since") if state.status == UP_TO_DATE else None,
-        }
+            run_reason=entry.get("run_reason"),
+            up_to_date_since=entry.get("up_to_date_since") if state.status == UP_TO_DATE else None,
+        ).to_json()
 
     def save(self) -> None:
         """Rewrite ``run.json`` (atomically)."""
@@ -326,7 +573,9 @@ class RunRecord(Listener):
             "duration_s": round(now - self.started, 3) if now else None,
             "notebooks": [self.notebook(k) for k in self.entries],
         })
-        write_manifest(self.dir, self.data)
+        doc = RunManifest.from_json(self.data, default_version=RUN_SCHEMA_VERSION)
+        write_manifest(self.dir, doc)
+        self.data = doc.to_json()
 
     def finish(self, status: str, exit_code: int) -> None:
         """Close the record with the run's final status."""

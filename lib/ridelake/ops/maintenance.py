@@ -37,11 +37,22 @@ import json
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote, urlparse
 
+from ridelake.core.files import iso, relative
+from ridelake.core.manifest import (
+    RunManifest,
+    TableEntry,
+    current_user,
+    list_runs,
+    new_run_id,
+    runs_dir,
+    update_latest,
+    write_manifest,
+)
 from ridelake.core.project import project_root
 from ridelake.core.report import write_after_run
 from ridelake.tables import config
@@ -130,28 +141,10 @@ def _lock(run_id: str, warehouse: str) -> Any:
 
 # -- rollback ----------------------------------------------------------------------------------
 
-@dataclass
-class TableRollback:
-    """One table of a rollback.
-
-    Attributes:
-        table: the table.
-        action: ``set-current`` (back to its snapshot before the run), ``emptied`` (it had none),
-            or ``skipped`` (already back where it was).
-        from_snapshot: the current snapshot before the rollback.
-        to_snapshot: the current snapshot after it.
-        rows_before: rows before the rollback (from the snapshot summary).
-        rows_after: rows after it.
-        note: why it was skipped, or which later runs a forced rollback undid.
-    """
-
-    table: str
-    action: str
-    from_snapshot: int | None
-    to_snapshot: int | None
-    rows_before: int | None
-    rows_after: int | None
-    note: str = ""
+#: One table of a rollback: its ``action`` is ``set-current`` (back to its snapshot before the
+#: run), ``emptied`` (it had none) or ``skipped`` (already back where it was; ``note`` says why,
+#: or which later runs a forced rollback undid). It is the run record's table entry.
+TableRollback = TableEntry
 
 
 @dataclass
@@ -177,8 +170,6 @@ class RollbackResult:
 
 def _rollback_setters(table: str, snapshot_id: int | None) -> list[str]:
     """Rollback runs (from their records) that made ``snapshot_id`` the table's current snapshot."""
-    from ridelake.core.manifest import list_runs, runs_dir
-
     try:
         runs = list_runs(runs_dir(config.project_root()))
     except Exception:  # no project root: no records to consult
@@ -233,29 +224,21 @@ def _table_order(tables: Iterable[str]) -> list[str]:
 
 
 def _rollback_record(result: RollbackResult, status: str, started: float, warehouse: str,
-                     error: str | None = None) -> dict[str, Any]:
-    import socket
-
-    from ridelake.core.manifest import iso, runs_dir
-
+                     error: str | None = None) -> RunManifest:
+    """The rollback's ``run.json`` (the run-record schema, like a runner run's)."""
     root = config.project_root()
     now = time.time()
-    done = [t for t in result.tables if t.action != "skipped"]
-    return {
-        "run_id": result.run_id, "status": status, "exit_code": 0 if status == "succeeded" else 1,
-        "started_at": iso(started), "finished_at": None if status == "running" else iso(now),
-        "duration_s": None if status == "running" else round(now - started, 3),
-        "command": "rollback", "params": {"rolled_back_run": result.rolled_back_run}, "force": result.forced,
-        "warehouse": warehouse, "catalog_uri": os.environ.get("RIDELAKE_CATALOG_URI"),
-        "host": socket.gethostname(), "pid": os.getpid(),
-        "run_folder": str((runs_dir(root) / str(result.run_id)).relative_to(root)),
-        "notebooks": [],
-        "tables": [{k: v for k, v in asdict(t).items() if k != "note"} | ({"note": t.note} if t.note else {})
-                   for t in done],
-        "skipped": [{"table": t.table, "reason": t.note} for t in result.tables if t.action == "skipped"],
-        "warnings": list(result.warnings),
-        "error": error,
-    }
+    return RunManifest(
+        run_id=str(result.run_id), status=status, exit_code=0 if status == "succeeded" else 1,
+        started_at=iso(started), finished_at=None if status == "running" else iso(now),
+        duration_s=None if status == "running" else round(now - started, 3),
+        command="rollback", params={"rolled_back_run": result.rolled_back_run}, force=result.forced,
+        warehouse=warehouse, catalog_uri=os.environ.get("RIDELAKE_CATALOG_URI"), user=current_user(),
+        run_folder=relative(runs_dir(root) / str(result.run_id), root),
+        tables=[t for t in result.tables if t.action != "skipped"],
+        skipped=[{"table": t.table, "reason": t.note} for t in result.tables if t.action == "skipped"],
+        warnings=list(result.warnings), error=error,
+    )
 
 
 def rollback(run_id: str, force: bool = False) -> RollbackResult:
@@ -274,8 +257,6 @@ def rollback(run_id: str, force: bool = False) -> RollbackResult:
             ``force``); a table's state before the run was expired.
     """
     from pyiceberg.expressions import AlwaysTrue
-
-    from ridelake.core.manifest import new_run_id, runs_dir, update_latest, write_manifest
 
     warehouse = config.warehouse_location()
     cat = open_catalog()
@@ -545,8 +526,6 @@ def maintain(older_than: dt.timedelta, dry_run: bool = False, *, grace: dt.timed
         CatalogError: the warehouse is not a local folder, or has no catalog.
         LockError: a run holds the warehouse lock.
     """
-    from ridelake.core.manifest import new_run_id
-
     warehouse = config.warehouse_location()
     if not config.is_local_warehouse(warehouse):
         raise CatalogError(f"maintain works on a local warehouse folder only; {warehouse} is an object store "
