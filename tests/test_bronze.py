@@ -90,7 +90,7 @@ def test_wrong_field_count_is_rejected_and_keeps_the_raw_line():
     assert pd.isna(p.rejected.iloc[0]["booking_id"])
     assert len(p.accepted) == 1
     assert p.summary.iloc[0].to_dict() == {"rows_in_file": 2, "accepted": 1, "rejected": 1, "other_months": 0,
-                                           "reconciled": True}
+                                           "reconciled": True, "ignored_columns": "none"}
 
 
 def test_missing_header_columns_are_named():

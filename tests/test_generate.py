@@ -25,8 +25,9 @@ from ridelake.tables.generate import (
     write_csv,
 )
 from ridelake.tables.schemas import STATUSES
-from ridelake.tables.source import read_source
-from ridelake.tables.transforms.bronze import SOURCE_COLUMNS, prepare_delivery
+from reference_prepare import read_source
+from ridelake.tables.source import prepare_file
+from ridelake.tables.transforms.bronze import SOURCE_COLUMNS
 
 ROWS = 2_000
 SEED = 7
@@ -56,8 +57,8 @@ REASON_OF_KIND = {
 
 
 def _prepare(path: Path):
-    raw = read_source(path)
-    return raw, prepare_delivery(raw.rows, raw.source_file, EXTRACTION, None, len(raw.header))
+    """The file's fields as text (a plain csv reading) and the file prepared by the pipeline."""
+    return read_source(path), prepare_file(path, EXTRACTION)
 
 
 @pytest.fixture(scope="module")

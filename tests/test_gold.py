@@ -211,11 +211,10 @@ def test_gold_inputs_not_mutated() -> None:
 # ----------------------------------------------------------------------------- the real sample
 
 def _end_to_end(path: Path) -> dict[str, pd.DataFrame]:
-    from ridelake.tables.source import read_source
+    from ridelake.tables.source import prepare_file
     from ridelake.tables.transforms import bronze
 
-    raw = read_source(path)
-    prepared = bronze.prepare_delivery(raw.rows, raw.source_file, dt.date(2024, 12, 31), None, len(raw.header))
+    prepared = prepare_file(path, dt.date(2024, 12, 31))
     br = {t: f(prepared.accepted) for t, f in bronze.ENTITIES.items()}
     keys = br["bronze.booking"][["booking_id", "extraction_date", "source_file", "source_row", "extraction_month"]]
     won, dropped = sv.winners(keys)

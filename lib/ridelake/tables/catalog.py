@@ -14,7 +14,7 @@ import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
 
@@ -32,6 +32,9 @@ __all__ = [
     "bootstrap",
     "load_table",
     "read_table",
+    "read_arrow",
+    "read_batches",
+    "month_filter",
     "to_arrow",
     "write_table",
     "replace_rows",
@@ -250,36 +253,92 @@ def _literal(value: Any) -> Any:
     return value
 
 
-def read_table(
-    identifier: str,
-    columns: Sequence[str] | None = None,
-    row_filter: Any = None,
-) -> pd.DataFrame:
-    """Read a table (or some columns and rows of it) into pandas.
-
-    Args:
-        identifier: ``<namespace>.<table>``.
-        columns: the columns to read (default all).
-        row_filter: a pyiceberg expression (see :func:`eq_filter`, :func:`in_filter`).
-
-    Returns:
-        The frame, with dates as ``datetime64`` and timestamps as UTC ``datetime64``.
-    """
+def _scan(identifier: str, columns: Sequence[str] | None, row_filter: Any) -> tuple[Any, Any, tuple[str, ...]]:
+    """The table's current snapshot and a scan with the row filter and projection pushed down."""
     from pyiceberg.expressions import AlwaysTrue
 
     check_declared(identifier, "read")
     table = load_table(identifier)
     snap = table.current_snapshot()
-    spec = table_spec(identifier)
-    cols = tuple(columns) if columns else tuple(spec.column_names)
+    cols = tuple(columns) if columns else tuple(table_spec(identifier).column_names)
     if snap is None:
-        frame = _empty_frame(spec, cols)
-    else:
-        scan = table.scan(row_filter=row_filter if row_filter is not None else AlwaysTrue(), selected_fields=cols)
-        frame = scan.to_arrow().to_pandas(date_as_object=False)
+        return None, None, cols
+    scan = table.scan(row_filter=row_filter if row_filter is not None else AlwaysTrue(), selected_fields=cols)
+    return snap, scan, cols
+
+
+def read_arrow(identifier: str, columns: Sequence[str] | None = None, row_filter: Any = None) -> Any:
+    """Read a table (or some columns and rows of it) as Arrow, the filter and the projection pushed
+    into the scan (only the matching files, row groups and columns are read).
+
+    Args:
+        identifier: ``<namespace>.<table>``.
+        columns: the columns to read (default all), in this order.
+        row_filter: a pyiceberg expression (see :func:`eq_filter`, :func:`in_filter`, :func:`month_filter`).
+
+    Returns:
+        A ``pyarrow.Table`` with the table's Arrow types.
+    """
+    snap, scan, cols = _scan(identifier, columns, row_filter)
+    table = table_spec(identifier).arrow_schema().empty_table() if scan is None else scan.to_arrow()
+    table = _small_strings(table.select(list(cols)))
     _receipt({"op": "read", "table": identifier, "snapshot_id": snap.snapshot_id if snap else None,
-              "rows": len(frame)})
-    return frame[list(cols)]
+              "rows": table.num_rows})
+    return table
+
+
+def read_batches(identifier: str, columns: Sequence[str] | None = None, row_filter: Any = None) -> Iterator[Any]:
+    """Stream a table's rows as Arrow record batches (bounded memory; filter and projection pushed down).
+
+    Args:
+        identifier: ``<namespace>.<table>``.
+        columns: the columns to read (default all).
+        row_filter: a pyiceberg expression.
+
+    Returns:
+        An iterator of ``pyarrow.RecordBatch`` with the columns in the order asked for.
+    """
+    snap, scan, cols = _scan(identifier, columns, row_filter)
+    rows = 0
+    if scan is not None:
+        for batch in scan.to_arrow_batch_reader():
+            rows += batch.num_rows
+            yield _small_strings(batch.select(list(cols)))
+    _receipt({"op": "read", "table": identifier, "snapshot_id": snap.snapshot_id if snap else None, "rows": rows})
+
+
+def _small_strings(data: Any) -> Any:
+    """Large string columns (pyiceberg reads them so) as plain strings, one convention for joins."""
+    import pyarrow as pa
+
+    fields = [pa.field(f.name, pa.string(), f.nullable) if pa.types.is_large_string(f.type) else f
+              for f in data.schema]
+    schema = pa.schema(fields)
+    return data if schema.equals(data.schema) else data.cast(schema)
+
+
+def read_table(
+    identifier: str,
+    columns: Sequence[str] | None = None,
+    row_filter: Any = None,
+) -> pd.DataFrame:
+    """Read a table (or some columns and rows of it) into pandas (see :func:`read_arrow`).
+
+    Args:
+        identifier: ``<namespace>.<table>``.
+        columns: the columns to read (default all).
+        row_filter: a pyiceberg expression (see :func:`eq_filter`, :func:`in_filter`, :func:`month_filter`).
+
+    Returns:
+        The frame, with dates as ``datetime64`` and timestamps as UTC ``datetime64``.
+    """
+    table = read_arrow(identifier, columns, row_filter)
+    return table.to_pandas(date_as_object=False)
+
+
+def month_filter(extraction_month: str | None) -> Any:
+    """The row filter of one ``extraction_month`` partition; None (every row) when no month is given."""
+    return None if extraction_month is None else eq_filter("extraction_month", extraction_month)
 
 
 def _empty_frame(spec: TableSpec, cols: Sequence[str]) -> pd.DataFrame:

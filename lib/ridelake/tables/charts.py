@@ -1,12 +1,24 @@
 """The notebooks' pictures: one function per chart, each returning a matplotlib ``Figure``.
 
-Every chart has a title, axis labels with units, and renders headless (Agg). Inputs are the
-frames the notebooks already hold; nothing here reads or writes tables.
+Every chart has a title and axis labels with units, and renders headless (Agg). They read at a
+glance: month labels never overlap (``Jan 2024``, then ``Feb``, ``Mar``...), legends sit outside
+the data, money is in rupees with K/M (``₹1.5M``, no ``1e7`` offset), counts get whole-number
+ticks with thousands separators. Figures use matplotlib's constrained layout, which makes room
+for the outside legends. Inputs are the frames the notebooks already hold; nothing here reads
+or writes tables.
 """
 
 from __future__ import annotations
 
+from typing import Any, Iterable, Sequence
+
+import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 __all__ = [
     "rows_per_month",
@@ -19,18 +31,72 @@ __all__ = [
     "revenue_per_day",
     "customer_value",
     "busiest_locations",
+    "rupees",
+    "count",
+    "month_labels",
 ]
 
 _BLUE, _GREEN, _RED, _GREY = "#4C72B0", "#55A868", "#C44E52", "#8C8C8C"
+_RUPEE = "\u20b9"  # ₹ (DejaVu Sans, matplotlib's default font, has it)
 
 
-def _fig(*args: int, **kwargs: object):  # type: ignore[no-untyped-def]
-    import matplotlib.pyplot as plt
+# -- axis formats --------------------------------------------------------------------------------
 
-    return plt.subplots(*args, **kwargs)
+def _short(value: float) -> str:
+    """``950``, ``1.5K``, ``250K``, ``6.6M``, ``1.2B`` (one decimal at most, ``.0`` dropped)."""
+    size = abs(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if size >= limit:
+            text = f"{value / limit:,.1f}".removesuffix(".0")
+            return f"{text}{suffix}"
+    return f"{value:,.0f}" if float(value).is_integer() or size >= 10 else f"{value:,.1f}"
 
 
-def _nothing(ax, title: str, xlabel: str, ylabel: str = "") -> None:  # type: ignore[no-untyped-def]
+def rupees(value: float, _pos: Any = None) -> str:
+    """An axis label for an amount in INR: ``₹0``, ``₹500``, ``₹12K``, ``₹6.6M``."""
+    sign = "-" if value < 0 else ""
+    return f"{sign}{_RUPEE}{_short(abs(value))}"
+
+
+def count(value: float, _pos: Any = None) -> str:
+    """An axis label for a count: ``950``, ``12,500``, ``1.2M`` (thousands separators, M beyond a million)."""
+    return _short(value) if abs(value) >= 1e6 else f"{value:,.0f}"
+
+
+def _money_axis(axis: Axis, bins: int = 6) -> None:
+    axis.set_major_locator(MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_formatter(FuncFormatter(rupees))
+
+
+def _count_axis(axis: Axis, bins: int | str = "auto") -> None:
+    """Whole-number ticks (never 0.5, 1.5...) with thousands separators."""
+    axis.set_major_locator(MaxNLocator(nbins=bins, integer=True))
+    axis.set_major_formatter(FuncFormatter(count))
+
+
+def month_labels(months: Iterable[Any]) -> list[str]:
+    """Tick labels for ``YYYY-MM`` months that do not overlap: ``Jan\\n2024`` for the first month
+    and each January, else the month alone (``Feb``); anything else (``unknown``) as it is."""
+    out: list[str] = []
+    year = None
+    for value in months:
+        try:
+            period = pd.Period(str(value), freq="M")
+        except (ValueError, TypeError):
+            out.append(str(value))
+            continue
+        out.append(f"{period:%b}\n{period.year}" if period.year != year or period.month == 1 else f"{period:%b}")
+        year = period.year
+    return out
+
+
+# -- figure helpers ------------------------------------------------------------------------------
+
+def _fig(*args: int, **kwargs: Any) -> tuple[Figure, Any]:
+    return plt.subplots(*args, layout="constrained", **kwargs)
+
+
+def _nothing(ax: Axes, title: str, xlabel: str, ylabel: str = "") -> None:
     """Label an empty panel so an empty table still gives a readable picture."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -40,7 +106,27 @@ def _nothing(ax, title: str, xlabel: str, ylabel: str = "") -> None:  # type: ig
     ax.set_yticks([])
 
 
-def rows_per_month(per_month: pd.Series, title: str):  # type: ignore[no-untyped-def]
+def _legend_outside(fig: Figure, ax: Axes, title: str | None = None) -> None:
+    """The legend to the right of the panels, never over the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=8, title=title,
+                   title_fontsize=8)
+
+
+def _month_bars(ax: Axes, frame: pd.DataFrame | pd.Series, colors: Sequence[str] | str, stacked: bool = False) -> None:
+    """Bars per month with short month labels and whole-number ticks."""
+    frame.plot.bar(ax=ax, stacked=stacked, color=colors, width=0.8, rot=0, legend=False)
+    ax.set_xticks(range(len(frame.index)), month_labels(frame.index))
+    ax.tick_params(axis="x", labelsize=9)
+    _count_axis(ax.yaxis)
+
+
+# -- the charts ----------------------------------------------------------------------------------
+
+def rows_per_month(per_month: pd.Series, title: str) -> Figure:
     """Rows per booking month (a bronze write).
 
     Args:
@@ -53,16 +139,15 @@ def rows_per_month(per_month: pd.Series, title: str):  # type: ignore[no-untyped
     fig, ax = _fig(figsize=(8, 3))
     if per_month.empty:
         _nothing(ax, title, "booking month (extraction_month)", "rows")
-    else:
-        per_month.sort_index().plot.bar(ax=ax, color=_BLUE, rot=0)
-        ax.set_title(title)
-        ax.set_xlabel("booking month (extraction_month)")
-        ax.set_ylabel("rows")
-    fig.tight_layout()
+        return fig
+    _month_bars(ax, per_month.sort_index(), _BLUE)
+    ax.set_title(title)
+    ax.set_xlabel("booking month (extraction_month)")
+    ax.set_ylabel("rows")
     return fig
 
 
-def delivery_overview(accepted: pd.DataFrame, rejected: pd.DataFrame, source_file: str):  # type: ignore[no-untyped-def]
+def delivery_overview(accepted: pd.DataFrame, rejected: pd.DataFrame, source_file: str) -> Figure:
     """A prepared delivery: accepted and rejected rows per month, accepted rows by status.
 
     Args:
@@ -73,7 +158,7 @@ def delivery_overview(accepted: pd.DataFrame, rejected: pd.DataFrame, source_fil
     Returns:
         The Figure.
     """
-    fig, (left, right) = _fig(1, 2, figsize=(12, 3.5), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (left, right) = _fig(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     by_month = pd.DataFrame({
         "accepted": accepted.groupby("extraction_month").size(),
         "rejected": rejected["extraction_month"].fillna("unknown").value_counts(),
@@ -82,22 +167,26 @@ def delivery_overview(accepted: pd.DataFrame, rejected: pd.DataFrame, source_fil
     if by_month.empty:
         _nothing(left, title, "booking month", "rows")
     else:
-        by_month.plot.bar(stacked=True, ax=left, rot=0, color=[_BLUE, _RED], title=title)
+        _month_bars(left, by_month, [_BLUE, _RED], stacked=True)
+        left.set_title(title)
         left.set_xlabel("booking month")
         left.set_ylabel("rows")
+        handles, labels = left.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=8)
     statuses = accepted["booking_status"].value_counts().sort_values()
     if statuses.empty:
         _nothing(right, "accepted rows by booking status", "rows")
     else:
-        statuses.plot.barh(ax=right, color=_GREEN, title="accepted rows by booking status")
+        statuses.plot.barh(ax=right, color=_GREEN)
+        right.set_title("accepted rows by booking status")
         right.set_xlabel("rows")
         right.set_ylabel("")
-    fig.tight_layout()
+        _count_axis(right.xaxis, bins=5)
     return fig
 
 
-def counts_bar(counts: pd.Series, title: str, xlabel: str = "bookings", top: int | None = None):  # type: ignore[no-untyped-def]
-    """A horizontal bar per name, largest at the top.
+def counts_bar(counts: pd.Series, title: str, xlabel: str = "bookings", top: int | None = None) -> Figure:
+    """A horizontal bar per name, largest at the top, each labelled with its count.
 
     Args:
         counts: name -> count.
@@ -111,141 +200,174 @@ def counts_bar(counts: pd.Series, title: str, xlabel: str = "bookings", top: int
     data = counts.sort_values(ascending=False)
     if top:
         data = data.head(top)
-    fig, ax = _fig(figsize=(8, 0.3 * len(data) + 1.2))
+    fig, ax = _fig(figsize=(8, 0.3 * len(data) + 1.4))
     if data.empty:
         _nothing(ax, title, xlabel)
-        fig.tight_layout()
         return fig
     data.iloc[::-1].plot.barh(ax=ax, color=_BLUE)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("")
+    _count_axis(ax.xaxis)
     for y, v in enumerate(data.iloc[::-1]):
         ax.annotate(f"{v:,.0f}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
-    fig.tight_layout()
+    ax.margins(x=0.12)  # room for the labels at the ends of the bars
     return fig
 
 
-def customer_bookings(customer: pd.DataFrame):  # type: ignore[no-untyped-def]
+def customer_bookings(customer: pd.DataFrame) -> Figure:
     """How many bookings customers make (log-scaled counts)."""
     fig, ax = _fig(figsize=(8, 3))
-    counts = customer["total_bookings"].value_counts().sort_index()
-    ax.bar(counts.index.astype(int), counts.to_numpy(), color=_BLUE)
+    title = f"silver.customer: bookings per customer ({len(customer):,} customers)"
+    counts = customer["total_bookings"].dropna().astype(int).value_counts().sort_index()
+    if counts.empty:
+        _nothing(ax, title, "bookings per customer", "customers")
+        return fig
+    ax.bar(counts.index.to_numpy(), counts.to_numpy(), color=_BLUE)
     ax.set_yscale("log")
-    ax.set_title(f"silver.customer: bookings per customer ({len(customer):,} customers)")
+    ax.yaxis.set_major_formatter(FuncFormatter(count))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
+    _count_axis(ax.xaxis)
+    ax.set_title(title)
     ax.set_xlabel("bookings per customer")
     ax.set_ylabel("customers (log scale)")
-    fig.tight_layout()
     return fig
 
 
-def bookings_per_month(booking: pd.DataFrame, booking_status: pd.DataFrame):  # type: ignore[no-untyped-def]
+def bookings_per_month(booking: pd.DataFrame, booking_status: pd.DataFrame) -> Figure:
     """Bookings per booking month, stacked by status."""
     names = booking_status.set_index("booking_status_id")["name"]
     frame = booking.assign(status=booking["booking_status_id"].map(names))
     table = frame.groupby(["extraction_month", "status"]).size().unstack(fill_value=0)
-    fig, ax = _fig(figsize=(10, 3.5))
+    fig, ax = _fig(figsize=(10, 3.6))
     title = "silver.booking: bookings per month by status"
     if table.empty:
         _nothing(ax, title, "booking month", "bookings")
-        fig.tight_layout()
         return fig
-    table.plot.bar(stacked=True, ax=ax, rot=0, width=0.8)
+    table = table[table.sum().sort_values(ascending=False).index]  # the biggest status at the bottom
+    _month_bars(ax, table, [_GREEN, _RED, _BLUE, _GREY, "#DD8452", "#8172B3"][: table.shape[1]], stacked=True)
     ax.set_title(title)
     ax.set_xlabel("booking month")
     ax.set_ylabel("bookings")
-    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-    fig.tight_layout()
+    _legend_outside(fig, ax, "status")
     return fig
 
 
-def ride_profile(ride: pd.DataFrame):  # type: ignore[no-untyped-def]
+def ride_profile(ride: pd.DataFrame) -> Figure:
     """Completed rides: distance, and driver vs. customer ratings."""
-    fig, (left, right) = _fig(1, 2, figsize=(11, 3.2))
-    left.hist(ride["ride_distance"].dropna(), bins=40, color=_BLUE)
-    left.set_title("silver.ride: ride distance")
-    left.set_xlabel("distance (km)")
-    left.set_ylabel("rides")
+    fig, (left, right) = _fig(1, 2, figsize=(11, 3.3))
+    distance = ride["ride_distance"].dropna()
+    if distance.empty:
+        _nothing(left, "silver.ride: ride distance", "distance (km)", "rides")
+    else:
+        left.hist(distance, bins=40, color=_BLUE)
+        left.set_title("silver.ride: ride distance")
+        left.set_xlabel("distance (km)")
+        left.set_ylabel("rides")
+        _count_axis(left.yaxis)
+    ratings = [ride["driver_rating"].dropna(), ride["customer_rating"].dropna()]
+    if all(r.empty for r in ratings):
+        _nothing(right, "silver.ride: ratings", "rating (1-5 stars)", "rides")
+        return fig
     bins = [x / 10 for x in range(29, 52)]
-    right.hist([ride["driver_rating"].dropna(), ride["customer_rating"].dropna()], bins=bins,
-               label=["driver rating", "customer rating"], color=[_GREEN, _GREY])
+    right.hist(ratings, bins=bins, label=["driver rating", "customer rating"], color=[_GREEN, _GREY])
     right.set_title("silver.ride: ratings")
     right.set_xlabel("rating (1-5 stars)")
     right.set_ylabel("rides")
-    right.legend(fontsize=8)
-    fig.tight_layout()
+    _count_axis(right.yaxis)
+    _legend_outside(fig, right)
     return fig
 
 
-def reasons(frame: pd.DataFrame, title: str, by: str | None = None):  # type: ignore[no-untyped-def]
+def reasons(frame: pd.DataFrame, title: str, by: str | None = None) -> Figure:
     """Reasons, optionally split by a column (e.g. ``cancelled_by``)."""
     reason = frame["reason"].fillna("(no reason given)")
     if by is None:
         return counts_bar(reason.value_counts(), title, "rides")
     table = pd.crosstab(reason, frame[by])
     table = table.loc[table.sum(axis=1).sort_values().index]
-    fig, ax = _fig(figsize=(9, 0.35 * len(table) + 1.4))
+    fig, ax = _fig(figsize=(9, 0.35 * len(table) + 1.5))
     if table.empty:
         _nothing(ax, title, "rides")
-        fig.tight_layout()
         return fig
     table.plot.barh(stacked=True, ax=ax, color=[_BLUE, _RED, _GREEN][: table.shape[1]])
     ax.set_title(title)
     ax.set_xlabel("rides")
     ax.set_ylabel("")
-    ax.legend(title=by, fontsize=8)
-    fig.tight_layout()
+    _count_axis(ax.xaxis)
+    _legend_outside(fig, ax, by)
     return fig
 
 
-def revenue_per_day(summary: pd.DataFrame):  # type: ignore[no-untyped-def]
-    """Revenue per day by vehicle type (7-day rolling mean) and the revenue share per type."""
+def revenue_per_day(summary: pd.DataFrame) -> Figure:
+    """Revenue per day by vehicle type (7-day rolling mean) and the revenue per type."""
     daily = summary.pivot_table(index="booking_date", columns="vehicle_type_name", values="total_revenue",
                                 aggfunc="sum", fill_value=0.0).sort_index()
     fig, (left, right) = _fig(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 1]})
     title = "gold.daily_booking_summary: revenue per day by vehicle type (7-day mean)"
     if daily.empty:
-        _nothing(left, title, "booking date", "revenue per day (INR)")
-        _nothing(right, "total revenue by vehicle type", "revenue (INR)")
-        fig.tight_layout()
+        _nothing(left, title, "booking date", "revenue per day (₹)")
+        _nothing(right, "total revenue by vehicle type", "revenue (₹)")
         return fig
-    daily.rolling(7, min_periods=1).mean().plot(ax=left, linewidth=1.2)
+    daily.index = pd.to_datetime(daily.index)
+    order = daily.sum().sort_values(ascending=False).index  # the legend lists the biggest first
+    smooth = daily[order].rolling(7, min_periods=1).mean()
+    for name in order:
+        left.plot(smooth.index, smooth[name], linewidth=1.2, label=str(name))
     left.set_title(title)
     left.set_xlabel("booking date")
-    left.set_ylabel("revenue per day (INR)")
-    left.legend(fontsize=8, ncol=2)
+    left.set_ylabel("revenue per day (₹)")
+    locator = AutoDateLocator()
+    left.xaxis.set_major_locator(locator)
+    left.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    _money_axis(left.yaxis)
+    left.set_ylim(bottom=0)
     share = daily.sum().sort_values()
     share.plot.barh(ax=right, color=_BLUE)
     right.set_title("total revenue by vehicle type")
-    right.set_xlabel("revenue (INR)")
+    right.set_xlabel("revenue (₹)")
     right.set_ylabel("")
-    fig.tight_layout()
+    _money_axis(right.xaxis, bins=4)
+    _legend_outside(fig, left, "vehicle type")
     return fig
 
 
-def customer_value(analytics: pd.DataFrame, top: int = 10):  # type: ignore[no-untyped-def]
+def customer_value(analytics: pd.DataFrame, top: int = 10) -> Figure:
     """The distribution of customer lifetime value and the top customers."""
     fig, (left, right) = _fig(1, 2, figsize=(12, 3.8))
-    spent = analytics["total_spent"]
-    left.hist(spent[spent > 0], bins=50, color=_BLUE)
-    left.set_title(f"gold.customer_analytics: lifetime value ({int((spent == 0).sum()):,} customers spent 0)")
-    left.set_xlabel("total spent per customer (INR)")
-    left.set_ylabel("customers")
+    spent = analytics["total_spent"].dropna()
+    title = f"gold.customer_analytics: lifetime value ({int((spent == 0).sum()):,} customers spent 0)"
+    if (spent > 0).any():
+        left.hist(spent[spent > 0], bins=50, color=_BLUE)
+        _money_axis(left.xaxis)
+        _count_axis(left.yaxis)
+        left.set_title(title)
+        left.set_xlabel("total spent per customer (₹)")
+        left.set_ylabel("customers")
+    else:
+        _nothing(left, title, "total spent per customer (₹)", "customers")
     best = analytics.nlargest(top, "total_spent").iloc[::-1]
-    right.barh(best["customer_id"], best["total_spent"], color=_GREEN)
+    if best.empty:
+        _nothing(right, f"top {top} customers by total spent", "total spent (₹)")
+        return fig
+    right.barh(best["customer_id"].astype(str), best["total_spent"], color=_GREEN)
     right.set_title(f"top {top} customers by total spent")
-    right.set_xlabel("total spent (INR)")
-    fig.tight_layout()
+    right.set_xlabel("total spent (₹)")
+    _money_axis(right.xaxis, bins=5)
     return fig
 
 
-def busiest_locations(analytics: pd.DataFrame, top: int = 15):  # type: ignore[no-untyped-def]
+def busiest_locations(analytics: pd.DataFrame, top: int = 15) -> Figure:
     """The busiest pickup and drop locations."""
-    fig, (left, right) = _fig(1, 2, figsize=(12, 0.28 * top + 1.6))
+    fig, (left, right) = _fig(1, 2, figsize=(12, 0.28 * top + 1.7))
     for ax, column, color, label in ((left, "pickups", _BLUE, "pickup"), (right, "dropoffs", _RED, "drop")):
+        title = f"gold.location_analytics: top {top} {label} locations"
         best = analytics.nlargest(top, column).iloc[::-1]
-        ax.barh(best["location_name"], best[column], color=color)
-        ax.set_title(f"gold.location_analytics: top {top} {label} locations")
+        if best.empty:
+            _nothing(ax, title, f"{column} (bookings)")
+            continue
+        ax.barh(best["location_name"].astype(str), best[column], color=color)
+        ax.set_title(title)
         ax.set_xlabel(f"{column} (bookings)")
-    fig.tight_layout()
+        _count_axis(ax.xaxis)
     return fig

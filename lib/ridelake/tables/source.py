@@ -1,43 +1,77 @@
-"""Delivery files: reading a source CSV, and the staging hand-off from prepare to bronze.
+"""Delivery files: checking and streaming a source CSV, and the staging hand-off from prepare to bronze.
 
-The prepare notebook reads and validates a delivery once and stages the accepted rows as a
-Parquet file under ``<warehouse>/_staging/``. Each bronze notebook loads the staged rows, or,
-when they are missing or stale (the source file changed), prepares the delivery itself, so any
-bronze notebook can be rerun on its own.
+The prepare notebook reads a delivery once, in blocks of whole lines (never the whole file),
+prepares each block with column operations (:func:`ridelake.tables.transforms.bronze.prepare_rows`)
+and stages the accepted rows as one Parquet file per booking month under
+``<warehouse>/_staging/<file>__<date>__<month or all>.<token>/``, recorded by a JSON file beside
+it. Each bronze notebook loads the months it needs from there (a one-month run reads one month,
+also from a whole-file staging), or, when the staging is missing or stale (the source file
+changed), prepares the delivery itself into a private folder, so any bronze notebook can be
+rerun on its own.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
+import shutil
+import stat
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from ridelake.tables import config
 from ridelake.errors import SourceError
-from ridelake.tables.transforms.bronze import PreparedDelivery, check_header, prepare_delivery, write_scope
+from ridelake.tables import config, csvlines
+from ridelake.tables.transforms import bronze
+from ridelake.tables.transforms.bronze import PreparedDelivery, write_scope
 
-__all__ = ["RawDelivery", "Delivery", "read_source", "prepare", "stage", "staged_months", "moved_bookings", "load_delivery"]
+__all__ = [
+    "SourceInfo",
+    "Delivery",
+    "check_source",
+    "read_lines",
+    "prepare",
+    "prepare_file",
+    "stage",
+    "staged_months",
+    "moved_bookings",
+    "load_delivery",
+]
+
+#: Rows buffered per month before they are written as one Parquet row group.
+ROW_GROUP = 65_536
+#: Rows buffered over all months before every buffer is written.
+BUFFERED_ROWS = 262_144
+_FORMAT = 2
 
 
-@dataclass
-class RawDelivery:
-    """A source file's rows as text.
+@dataclass(frozen=True)
+class SourceInfo:
+    """A delivery file that can be read, and its header.
 
     Attributes:
         path: the file.
-        header: the header's column names.
-        rows: ``source_row``, ``raw_line``, ``n_fields`` and one text column per header name.
+        header: the header's column names (stripped).
+        positions: contract column -> its 0-based position in the header.
+        ignored_columns: header columns the contract does not know; read past, not loaded.
+        compression: ``gzip`` etc. for a compressed delivery, else None.
     """
 
     path: Path
     header: list[str]
-    rows: pd.DataFrame
+    positions: dict[str, int]
+    ignored_columns: list[str]
+    compression: str | None = None
 
     @property
     def source_file(self) -> str:
@@ -50,7 +84,7 @@ class Delivery:
     """The accepted rows of one delivery, as the bronze notebooks consume them.
 
     Attributes:
-        rows: the prepared, accepted rows.
+        rows: the prepared, accepted rows (in file order).
         source_file: base name of the file.
         extraction_date: the delivery's extraction date.
         extraction_month: the month filter, or None.
@@ -71,79 +105,148 @@ class Delivery:
         return write_scope(self.source_file, self.months)
 
 
-def _records(path: Path) -> Iterator[tuple[str, list[str]]]:
-    """Yield ``(raw text, fields)`` per CSV record, keeping the exact text for rejected rows."""
-    buffer: list[str] = []
+def check_source(path: str | os.PathLike[str] | None) -> SourceInfo:
+    """Check that a delivery can be read, before any notebook runs: a regular, readable file,
+    compressed only under a name that says so, with a UTF-8 header holding every contract column.
 
-    def lines(fh: Any) -> Iterator[str]:
-        for line in fh:
-            buffer.append(line)
-            yield line
-
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        for fields in csv.reader(lines(fh)):
-            raw = "".join(buffer).rstrip("\r\n")
-            buffer.clear()
-            yield raw, fields
-
-
-def read_source(path: str | os.PathLike[str]) -> RawDelivery:
-    """Read a delivery's rows as text, checking the header first.
+    Only the header is read.
 
     Args:
-        path: the CSV file.
+        path: the delivery file.
 
     Returns:
-        A :class:`RawDelivery`. Blank lines are not data rows and are skipped.
+        The :class:`SourceInfo`.
 
     Raises:
-        SourceError: the file is missing, empty, or its header lacks required columns.
+        SourceError: with a message naming the file and what is wrong (missing, a directory,
+            gzip-compressed under a plain name, empty, header without required columns, ...).
     """
+    if path is None or str(path) == "":
+        raise SourceError("no source_file given: pass -p source_file=PATH")
     file = Path(path)
-    if not file.is_file():
-        raise SourceError(f"source file not found: {file}")
-    records = _records(file)
     try:
-        _, header = next(records)
-    except StopIteration:
-        raise SourceError(f"{file.name}: the file is empty (no header)") from None
-    header = [h.strip() for h in header]
-    check_header(header, file.name)
-    width = len(header)
-    source_rows, raws, counts, values = [], [], [], []
-    n = 0
-    for raw, fields in records:
-        if not fields:
-            continue
-        n += 1
-        source_rows.append(n)
-        raws.append(raw)
-        counts.append(len(fields))
-        values.append(fields if len(fields) == width else (fields + [None] * width)[:width])
-    rows = pd.DataFrame(values, columns=header, dtype="string") if values else pd.DataFrame(
-        {h: pd.Series(dtype="string") for h in header})
-    rows.insert(0, "n_fields", pd.Series(counts, dtype="int64"))
-    rows.insert(0, "raw_line", pd.Series(raws, dtype="string"))
-    rows.insert(0, "source_row", pd.Series(source_rows, dtype="int64"))
-    return RawDelivery(file, header, rows)
+        mode = file.stat().st_mode
+    except FileNotFoundError:
+        raise SourceError(f"source file not found: {file}") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read the source file {file}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise SourceError(f"source_file {file} is a directory, not a delivery file")
+    if not stat.S_ISREG(mode):
+        raise SourceError(f"source_file {file} is not a regular file")
+    try:
+        with _open(file) as fh:
+            header, _ = csvlines.read_header(fh, file.name)
+        compression = csvlines.compression_of(file)
+    except PermissionError:
+        raise SourceError(f"cannot read the source file {file}: permission denied") from None
+    positions, ignored = bronze.header_columns(header, file.name)
+    return SourceInfo(file, header, positions, ignored, compression)
 
 
-def prepare(params: config.RunParams) -> tuple[RawDelivery, PreparedDelivery]:
-    """Read and prepare the delivery named by the run parameters.
+@contextmanager
+def _open(file: Path) -> Iterator[Any]:
+    fh = csvlines.open_delivery(file)
+    try:
+        yield fh
+    except (OSError, EOFError) as exc:  # a truncated or corrupt compressed file
+        raise SourceError(f"{file.name}: cannot be read to the end: {exc}") from None
+    finally:
+        fh.close()
+
+
+def read_lines(info: SourceInfo, block_size: int | None = None) -> Iterator[bronze.RawRows]:
+    """Stream a delivery's data lines in blocks of about ``block_size`` bytes.
 
     Args:
-        params: the notebook's validated parameters (``source_file`` is required).
+        info: from :func:`check_source`.
+        block_size: bytes per block (default :data:`ridelake.tables.csvlines.BLOCK_SIZE`).
 
     Returns:
-        The raw delivery and its :class:`~ridelake.tables.transforms.bronze.PreparedDelivery`.
+        An iterator of :class:`~ridelake.tables.transforms.bronze.RawRows`, in file order.
     """
-    if params.source_file is None:
-        raise SourceError("no source_file given: pass -p source_file=PATH")
-    raw = read_source(params.source_file)
-    prepared = prepare_delivery(
-        raw.rows, raw.source_file, params.extraction_date, params.extraction_month, len(raw.header)
-    )
-    return raw, prepared
+    size = block_size or csvlines.BLOCK_SIZE
+    row = 1
+    with _open(info.path) as fh:
+        _, rest = csvlines.read_header(fh, info.source_file, size)
+        for block, truncated in csvlines.iter_blocks(fh, rest, size):
+            lines = csvlines.split_lines(block, info.header, row, truncated)
+            if not len(lines):
+                continue
+            row += len(lines)
+            yield bronze.RawRows(
+                source_row=lines.source_row,
+                n_fields=lines.n_fields,
+                text={c: lines.column(j) for c, j in info.positions.items()},
+                raw_line=lines.raw,
+                problems=lines.problems if lines.problems.null_count < len(lines) else None,
+            )
+
+
+class _MonthFiles:
+    """Accepted rows written as one Parquet file per booking month, a row group at a time."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._buffers: dict[str, list[pa.Table]] = {}
+        self._buffered: dict[str, int] = {}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self.rows: dict[str, int] = {}
+
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        table = table.take(pc.sort_indices(table["extraction_month"]))
+        start = 0
+        for item in pc.value_counts(table["extraction_month"]).to_pylist():  # in order of appearance
+            month, count = item["values"], item["counts"]
+            part = table.slice(start, count)
+            start += count
+            self._buffers.setdefault(month, []).append(part)
+            self._buffered[month] = self._buffered.get(month, 0) + count
+            self.rows[month] = self.rows.get(month, 0) + count
+            if self._buffered[month] >= ROW_GROUP:
+                self._flush(month)
+        if sum(self._buffered.values()) >= BUFFERED_ROWS:
+            for month in list(self._buffers):
+                self._flush(month)
+
+    def _flush(self, month: str) -> None:
+        parts = self._buffers.pop(month, [])
+        self._buffered.pop(month, None)
+        if not parts:
+            return
+        writer = self._writers.get(month)
+        if writer is None:
+            writer = self._writers[month] = pq.ParquetWriter(self.folder / f"{month}.parquet",
+                                                             bronze.ACCEPTED_SCHEMA)
+        writer.write_table(pa.concat_tables(parts))
+
+    def close(self) -> dict[str, int]:
+        for month in list(self._buffers):
+            self._flush(month)
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+        return dict(sorted(self.rows.items()))
+
+
+def _staging_base(warehouse: str | None = None) -> Path:
+    location = warehouse or config.warehouse_location()
+    if not config.is_local_warehouse(location):
+        raise SourceError("staging needs a local warehouse folder; object-store staging is not supported yet")
+    return Path(location) / "_staging"
+
+
+def _key(source_file: str | os.PathLike[str], extraction_date: dt.date | str, extraction_month: str | None) -> str:
+    date = extraction_date.isoformat() if isinstance(extraction_date, dt.date) else str(extraction_date)
+    return f"{Path(source_file).name}__{date}__{extraction_month or 'all'}"
+
+
+def _meta_path(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
+               extraction_month: str | None, warehouse: str | None = None) -> Path:
+    return _staging_base(warehouse) / f"{_key(source_file, extraction_date, extraction_month)}.json"
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -151,13 +254,164 @@ def _fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _staging_paths(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
-                   extraction_month: str | None, warehouse: str | None = None) -> tuple[Path, Path]:
-    """The staged Parquet file and its JSON record for one delivery (file, date, month)."""
-    date = extraction_date.isoformat() if isinstance(extraction_date, dt.date) else str(extraction_date)
-    base = Path(warehouse or config.warehouse_location()) / "_staging"
-    key = f"{Path(source_file).name}__{date}__{extraction_month or 'all'}"
-    return base / f"{key}.parquet", base / f"{key}.json"
+def prepare(params: config.RunParams, block_size: int | None = None,
+            folder: str | os.PathLike[str] | None = None) -> tuple[SourceInfo, PreparedDelivery]:
+    """Read and prepare the delivery named by the run parameters, block by block.
+
+    The accepted rows are written to a private staging folder as they come (one Parquet file per
+    booking month); :func:`stage` publishes them for the bronze notebooks. Memory holds one block,
+    the rows buffered per month and the rejected rows, never the whole file.
+
+    Args:
+        params: the notebook's validated parameters (``source_file`` is required).
+        block_size: bytes read per block (default :data:`ridelake.tables.csvlines.BLOCK_SIZE`).
+        folder: where to write the accepted rows (default a new folder under the warehouse's
+            ``_staging``).
+
+    Returns:
+        ``(the file's SourceInfo, its PreparedDelivery)``; ``rows_in_file`` counts physical data lines.
+    """
+    info = check_source(params.source_file)
+    key = _key(info.path, params.extraction_date, params.extraction_month)
+    target = Path(folder) if folder is not None else _staging_base() / f".{key}.{uuid.uuid4().hex[:12]}.tmp"
+    files = _MonthFiles(target)
+    rejected: list[pa.Table] = []
+    counts: list[pa.Table] = []
+    rows = out_of_scope = 0
+    months: set[str] = set()
+    try:
+        for raw in read_lines(info, block_size):
+            batch = bronze.prepare_rows(raw, info.source_file, params.extraction_date, params.extraction_month,
+                                        len(info.header))
+            files.add(batch.accepted)
+            if batch.rejected.num_rows:
+                rejected.append(batch.rejected)
+            if batch.accepted.num_rows:
+                counts.append(bronze.counts_of(batch.accepted))
+            rows += batch.rows
+            out_of_scope += batch.out_of_scope
+            months |= batch.months
+        files.close()
+    except BaseException:
+        files.close()
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    if params.extraction_month is not None:
+        months.add(params.extraction_month)
+    table = pa.concat_tables(rejected) if rejected else bronze.REJECTED_SCHEMA.empty_table()
+    prepared = PreparedDelivery(
+        rejected=bronze.rejected_frame(table),
+        rows_in_file=rows,
+        accepted_rows=sum(files.rows.values()),
+        out_of_scope=out_of_scope,
+        months=sorted(months),
+        accepted_counts=bronze.sum_counts(counts),
+        ignored_columns=list(info.ignored_columns),
+    )
+    prepared.staging = str(target)
+    return info, prepared
+
+
+def prepare_file(path: str | os.PathLike[str], extraction_date: dt.date | str = "2024-12-31",
+                 extraction_month: str | None = None, block_size: int | None = None) -> PreparedDelivery:
+    """Prepare a (small) delivery and return it with its accepted rows in memory (tests, exploring).
+
+    Args:
+        path: the delivery file.
+        extraction_date: ``YYYY-MM-DD`` or a date.
+        extraction_month: ``YYYY-MM`` or None.
+        block_size: bytes per block.
+
+    Returns:
+        A :class:`PreparedDelivery` whose ``accepted`` holds the accepted rows in file order.
+    """
+    params = config.run_parameters(str(path), str(extraction_date), extraction_month)
+    with tempfile.TemporaryDirectory(prefix="ridelake-prepare-") as tmp:
+        _, prepared = prepare(params, block_size, folder=Path(tmp) / "rows")
+        prepared.accepted = _read_months(Path(tmp) / "rows", _month_rows(prepared))
+        prepared.staging = None
+    return prepared
+
+
+def _month_rows(prepared: PreparedDelivery) -> dict[str, int]:
+    counts = prepared.accepted_counts.groupby("extraction_month")["rows"].sum()
+    return {str(m): int(n) for m, n in counts.items() if n}
+
+
+def _read_months(folder: Path, months: Iterable[str], columns: list[str] | None = None) -> pd.DataFrame:
+    tables = [pq.read_table(folder / f"{m}.parquet", columns=columns) for m in months
+              if (folder / f"{m}.parquet").is_file()]
+    if not tables:
+        schema = bronze.ACCEPTED_SCHEMA
+        empty = schema.empty_table() if columns is None else schema.empty_table().select(columns)
+        return bronze.accepted_frame(empty) if columns is None else empty.to_pandas(date_as_object=False)
+    table = pa.concat_tables(tables)
+    if len(tables) > 1 and "source_row" in table.column_names:
+        table = table.take(pc.sort_indices(table["source_row"]))
+    return bronze.accepted_frame(table) if columns is None else table.to_pandas(date_as_object=False)
+
+
+def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
+    """Publish a prepared delivery's accepted rows for the bronze notebooks.
+
+    The folder :func:`prepare` wrote is renamed into place and the JSON record (source file
+    fingerprint, months, rows per month, ignored columns) is replaced atomically after it, so a
+    reader sees the old staging or the new one, never half of one. A delivery prepared in memory
+    (:func:`~ridelake.tables.transforms.bronze.prepare_delivery`) is written out first.
+
+    Args:
+        params: the parameters the delivery was prepared with.
+        prepared: the prepared delivery.
+
+    Returns:
+        The staged folder.
+    """
+    if params.source_file is None:
+        raise SourceError("no source_file given: pass -p source_file=PATH")
+    base = _staging_base()
+    key = _key(params.source_file, params.extraction_date, params.extraction_month)
+    if prepared.staging is None:
+        if prepared.accepted is None:
+            raise SourceError("this delivery was already staged (or was not prepared)")
+        folder = base / f".{key}.{uuid.uuid4().hex[:12]}.tmp"
+        files = _MonthFiles(folder)
+        files.add(pa.Table.from_pandas(prepared.accepted, schema=bronze.ACCEPTED_SCHEMA, preserve_index=False))
+        files.close()
+        prepared.staging = str(folder)
+    final = base / f"{key}.{uuid.uuid4().hex[:12]}"
+    os.replace(prepared.staging, final)
+    prepared.staging = None
+    meta = base / f"{key}.json"
+    record = {
+        "format": _FORMAT,
+        "source": _fingerprint(Path(params.source_file)),
+        "data": final.name,
+        "months": prepared.months,
+        "rows": prepared.accepted_rows,
+        "month_rows": _month_rows(prepared),
+        "rows_in_file": prepared.rows_in_file,
+        "rejected": len(prepared.rejected),
+        "out_of_scope": prepared.out_of_scope,
+        "ignored_columns": prepared.ignored_columns,
+    }
+    tmp = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    os.replace(tmp, meta)
+    for stale in base.glob(f"{key}.*"):
+        if stale.is_dir() and stale.name != final.name:
+            shutil.rmtree(stale, ignore_errors=True)
+    for stale in base.glob(f".{key}.*.tmp"):  # left by a prepare that was never staged
+        if time.time() - stale.stat().st_mtime > 86_400:
+            shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _record(meta: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def staged_months(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
@@ -176,13 +430,25 @@ def staged_months(source_file: str | os.PathLike[str], extraction_date: dt.date 
     location = warehouse or config.warehouse_location()
     if not config.is_local_warehouse(location):
         return None
-    _, meta = _staging_paths(source_file, extraction_date, extraction_month, location)
-    try:
-        info = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    months = info.get("months") if isinstance(info, dict) else None
+    info = _record(_meta_path(source_file, extraction_date, extraction_month, location))
+    months = info.get("months") if info else None
     return sorted({str(m) for m in months}) if isinstance(months, list) else None
+
+
+def _fresh(source_file: Path, extraction_date: dt.date | str, extraction_month: str | None,
+           warehouse: str | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The staged folder and record of a delivery when they match the file as it is now."""
+    base = _staging_base(warehouse)
+    info = _record(base / f"{_key(source_file, extraction_date, extraction_month)}.json")
+    if not info or info.get("format") != _FORMAT or not isinstance(info.get("data"), str):
+        return None
+    try:
+        if info.get("source") != _fingerprint(source_file):
+            return None
+    except OSError:
+        return None
+    folder = base / info["data"]
+    return (folder, info) if folder.is_dir() else None
 
 
 def moved_bookings(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
@@ -202,46 +468,31 @@ def moved_bookings(source_file: str | os.PathLike[str], extraction_date: dt.date
     Returns:
         The count, or None when the delivery's staging is not there.
     """
-    from ridelake.tables import catalog
+    from ridelake.tables import catalog  # catalog imports pyiceberg: only this function needs it
 
     location = warehouse or config.warehouse_location()
     if not config.is_local_warehouse(location):
         return None
-    data, _ = _staging_paths(source_file, extraction_date, extraction_month, location)
-    if not data.is_file():
+    found = _fresh(Path(source_file), extraction_date, extraction_month, location)
+    if found is None:
         return None
-    delivered = pd.read_parquet(data, columns=["booking_id", "extraction_month"]).drop_duplicates()
-    current = catalog.read_table("silver.booking", columns=["booking_id", "extraction_month"])
-    both = delivered.merge(current, on="booking_id", suffixes=("", "_silver"))
-    return int(both.loc[both["extraction_month"] != both["extraction_month_silver"], "booking_id"].nunique())
-
-
-def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
-    """Stage a prepared delivery's accepted rows for the bronze notebooks.
-
-    Args:
-        params: the parameters the delivery was prepared with.
-        prepared: the prepared delivery.
-
-    Returns:
-        The Parquet file written.
-    """
-    if not config.is_local_warehouse():
-        raise SourceError("staging needs a local warehouse folder; object-store staging is not supported yet")
-    assert params.source_file is not None
-    data, meta = _staging_paths(params.source_file, params.extraction_date, params.extraction_month)
-    data.parent.mkdir(parents=True, exist_ok=True)
-    tmp = data.with_suffix(".parquet.tmp")
-    prepared.accepted.to_parquet(tmp, index=False)
-    os.replace(tmp, data)
-    assert params.source_file is not None
-    meta.write_text(json.dumps({"source": _fingerprint(params.source_file), "months": prepared.months,
-                                "rows": len(prepared.accepted)}), encoding="utf-8")
-    return data
+    folder, info = found
+    tables = [pq.read_table(folder / f"{m}.parquet", columns=["booking_id", "extraction_month"])
+              for m in info.get("month_rows", {}) if (folder / f"{m}.parquet").is_file()]
+    if not tables:
+        return 0
+    delivered = pa.concat_tables(tables).group_by(["booking_id", "extraction_month"]).aggregate([])
+    current = catalog.read_arrow("silver.booking", columns=["booking_id", "extraction_month"])
+    both = delivered.join(current.rename_columns(["booking_id", "silver_month"]), keys="booking_id")
+    moved = both.filter(pc.not_equal(both["extraction_month"], both["silver_month"]))
+    return len(pc.unique(moved["booking_id"]))
 
 
 def load_delivery(params: config.RunParams) -> Delivery:
     """The accepted rows of the delivery named by ``params``: staged if fresh, else prepared now.
+
+    A one-month run (``extraction_month``) reads only that month: from its own staging, or from
+    the whole-file staging of the same file and extraction date.
 
     Args:
         params: the notebook's validated parameters.
@@ -249,19 +500,21 @@ def load_delivery(params: config.RunParams) -> Delivery:
     Returns:
         A :class:`Delivery`.
     """
-    if params.source_file is None:
-        raise SourceError("no source_file given: pass -p source_file=PATH")
-    if not params.source_file.is_file():
-        raise SourceError(f"source file not found: {params.source_file}")
-    common = dict(source_file=params.source_file.name, extraction_date=params.extraction_date,
-                  extraction_month=params.extraction_month)
+    info = check_source(params.source_file)
+    month = params.extraction_month
+    common = dict(source_file=info.source_file, extraction_date=params.extraction_date, extraction_month=month)
     if config.is_local_warehouse():
-        data, meta = _staging_paths(params.source_file, params.extraction_date, params.extraction_month)
-        if data.is_file() and meta.is_file():
-            info = json.loads(meta.read_text(encoding="utf-8"))
-            if info.get("source") == _fingerprint(params.source_file):
-                rows = pd.read_parquet(data)
-                if len(rows) == info.get("rows"):
-                    return Delivery(rows=rows, months=list(info["months"]), staged=True, **common)
-    _, prepared = prepare(params)
-    return Delivery(rows=prepared.accepted, months=prepared.months, staged=False, **common)
+        for staged_as in ([month, None] if month is not None else [None]):
+            found = _fresh(info.path, params.extraction_date, staged_as)
+            if found is None:
+                continue
+            folder, record = found
+            months = [month] if month is not None else [str(m) for m in record.get("months", [])]
+            month_rows = record.get("month_rows", {})
+            rows = _read_months(folder, [m for m in months if month_rows.get(m)])
+            if len(rows) == sum(int(month_rows.get(m, 0)) for m in months):
+                return Delivery(rows=rows, months=months, staged=True, **common)
+    with tempfile.TemporaryDirectory(prefix="ridelake-prepare-") as tmp:
+        _, prepared = prepare(params, folder=Path(tmp) / "rows")
+        rows = _read_months(Path(tmp) / "rows", _month_rows(prepared))
+    return Delivery(rows=rows, months=prepared.months, staged=False, **common)

@@ -1,18 +1,22 @@
 """Bronze transforms: clean and validate a delivery's rows (docs/contract.md §2), split them per entity (§3).
 
 The prepare step turns the raw text fields of a delivery into typed, cleaned rows and sets the
-bad ones aside with a reason a person can act on. Each bronze entity is then a projection of
-the accepted rows.
+bad ones aside with a reason a person can act on, with column operations (pyarrow.compute and
+numpy) over a batch of lines, never a Python loop per row: :func:`prepare_rows` takes one batch
+(:class:`RawRows`), so a delivery of any size is prepared block by block
+(:mod:`ridelake.tables.source`). Each bronze entity is then a projection of the accepted rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ridelake.errors import CheckError, SourceError
 from ridelake.tables.schemas import STATUSES
@@ -22,9 +26,19 @@ __all__ = [
     "COLUMN_MAP",
     "REQUIRED_FIELDS",
     "STATUSES",
+    "ACCEPTED_SCHEMA",
+    "REJECTED_SCHEMA",
+    "RawRows",
+    "PreparedBatch",
     "PreparedDelivery",
     "check_header",
+    "header_columns",
     "clean_text",
+    "prepare_rows",
+    "accepted_frame",
+    "rejected_frame",
+    "counts_of",
+    "sum_counts",
     "prepare_delivery",
     "write_scope",
     "rejected_scope",
@@ -83,8 +97,48 @@ _DOUBLES = ("Avg VTAT", "Avg CTAT", "Booking Value", "Ride Distance", "Driver Ra
 _FLAGS = ("Cancelled Rides by Customer", "Cancelled Rides by Driver", "Incomplete Rides")
 _RATINGS = ("Driver Ratings", "Customer Rating")
 _NON_NEGATIVE = ("Booking Value", "Ride Distance", "Avg VTAT", "Avg CTAT")
-_NUMBER_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+_TIME_RE = r"^\d{2}:\d{2}:\d{2}$"
 _META = ["booking_id", "source_row", "source_file", "extraction_date", "extraction_month"]
+_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+#: The prepared rows as staged for the bronze notebooks (Arrow types; one Parquet file per month).
+ACCEPTED_SCHEMA = pa.schema(
+    [("source_row", pa.int64())]
+    + [(COLUMN_MAP[c], pa.date32() if c == "Date" else pa.time64("us") if c == "Time"
+        else pa.float64() if c in _DOUBLES else pa.int64() if c in _FLAGS else pa.string())
+       for c in SOURCE_COLUMNS]
+    + [("source_file", pa.string()), ("extraction_date", pa.date32()), ("extraction_month", pa.string())]
+)
+#: ``bronze.rejected_row`` rows as the prepare step produces them.
+REJECTED_SCHEMA = pa.schema([
+    ("source_file", pa.string()), ("source_row", pa.int64()), ("extraction_date", pa.date32()),
+    ("extraction_month", pa.string()), ("booking_id", pa.string()), ("reason", pa.string()),
+    ("raw_line", pa.string()),
+])
+
+
+def header_columns(header: Sequence[str], source_file: str = "") -> tuple[dict[str, int], list[str]]:
+    """Where each contract column sits in a file's header, and which header columns are ignored.
+
+    Args:
+        header: the header's column names (stripped).
+        source_file: the file's name, for messages.
+
+    Returns:
+        ``(contract column -> 0-based position, names of the other columns in header order)``.
+
+    Raises:
+        SourceError: a required column is missing, or a column name appears twice.
+    """
+    check_header(header, source_file)
+    where = f"{source_file}: " if source_file else ""
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise SourceError(f"{where}header names column(s) more than once: {', '.join(twice)}")
+    wanted = set(SOURCE_COLUMNS)
+    return {c: list(header).index(c) for c in SOURCE_COLUMNS}, [h for h in header if h not in wanted]
 
 
 def check_header(header: Sequence[str], source_file: str = "") -> None:
@@ -106,6 +160,13 @@ def check_header(header: Sequence[str], source_file: str = "") -> None:
         )
 
 
+def _clean(values: pa.Array) -> pa.Array:
+    """Strip whitespace and double quotes; ``null`` (any case) and empty strings become null."""
+    s = pc.utf8_trim_whitespace(pc.utf8_trim(pc.utf8_trim_whitespace(values), characters='"'))
+    empty = pc.or_(pc.equal(s, ""), pc.equal(pc.utf8_lower(s), "null"))
+    return pc.if_else(pc.fill_null(empty, True), pa.scalar(None, pa.string()), s)
+
+
 def clean_text(values: pd.Series) -> pd.Series:
     """Strip whitespace and double quotes; the literal ``null`` and empty strings become null.
 
@@ -115,9 +176,257 @@ def clean_text(values: pd.Series) -> pd.Series:
     Returns:
         A string Series with missing values as NA.
     """
-    s = values.astype("string")
-    s = s.str.strip().str.strip('"').str.strip()
-    return s.mask(s.isna() | (s == "") | (s.str.lower() == "null"))
+    arr = pa.array(values.astype(object).where(values.notna(), None), pa.string())
+    return pd.Series(_clean(arr).to_pylist(), index=values.index, dtype="string")
+
+
+@dataclass
+class RawRows:
+    """Data lines of a delivery as text: the input of :func:`prepare_rows`.
+
+    Attributes:
+        source_row: 1-based position of each line among the file's data lines.
+        n_fields: fields on each line.
+        text: contract column -> the line's field (CSV quoting removed; null when absent).
+        raw_line: each line as it stands in the file.
+        problems: per line, why it cannot be read at all (bad bytes, an unclosed quote, a field
+            over the size limit), null when it can; None when no line has one.
+    """
+
+    source_row: np.ndarray
+    n_fields: np.ndarray
+    text: Mapping[str, pa.Array]
+    raw_line: pa.Array
+    problems: pa.Array | None = None
+
+    def __len__(self) -> int:
+        return len(self.source_row)
+
+    @classmethod
+    def from_frame(cls, raw: pd.DataFrame) -> "RawRows":
+        """From a frame with ``source_row``, ``raw_line``, ``n_fields`` and one column per header name."""
+        check_header([c for c in raw.columns if c not in ("source_row", "raw_line", "n_fields")])
+
+        def arrow(s: pd.Series) -> pa.Array:
+            return pa.array(s.astype(object).where(s.notna(), None).tolist(), pa.string())
+
+        return cls(raw["source_row"].to_numpy(dtype=np.int64), raw["n_fields"].to_numpy(dtype=np.int64),
+                   {c: arrow(raw[c]) for c in SOURCE_COLUMNS}, arrow(raw["raw_line"]))
+
+
+@dataclass
+class PreparedBatch:
+    """One batch of lines, prepared.
+
+    Attributes:
+        accepted: typed, cleaned rows (:data:`ACCEPTED_SCHEMA`).
+        rejected: ``bronze.rejected_row`` rows (:data:`REJECTED_SCHEMA`).
+        rows: data lines in the batch.
+        out_of_scope: lines of other months skipped because of ``extraction_month``.
+        months: booking months of the lines in scope (accepted or rejected).
+    """
+
+    accepted: pa.Table
+    rejected: pa.Table
+    rows: int
+    out_of_scope: int
+    months: set[str]
+
+
+def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as numpy, null as False."""
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _subset(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return values[mask] if len(values) else values
+
+
+def _dates(text: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Parse ``YYYY-MM-DD`` (a real calendar day, year 0001..9999) to date32; also the valid mask."""
+    n = len(text)
+    valid = _np(pc.match_substring_regex(text, _DATE_RE))
+    days = np.zeros(n, dtype=np.int32)
+    if valid.any():
+        sub = text.filter(pa.array(valid))
+        y = pc.cast(pc.utf8_slice_codeunits(sub, 0, 4), pa.int32()).to_numpy()
+        m = pc.cast(pc.utf8_slice_codeunits(sub, 5, 7), pa.int32()).to_numpy()
+        d = pc.cast(pc.utf8_slice_codeunits(sub, 8, 10), pa.int32()).to_numpy()
+        leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+        month_ok = (m >= 1) & (m <= 12)
+        last = _DAYS_IN_MONTH[np.clip(m, 1, 12) - 1] + ((m == 2) & leap)
+        ok = (y >= 1) & month_ok & (d >= 1) & (d <= last)
+        months = ((y - 1970) * 12 + np.clip(m, 1, 12) - 1).astype("int64").astype("datetime64[M]")
+        day = (months.astype("datetime64[D]") + (d - 1)).astype("int64")
+        where = np.flatnonzero(valid)
+        days[where[ok]] = day[ok]
+        valid[where[~ok]] = False
+    return pa.array(days, pa.date32(), mask=~valid), valid
+
+
+def _times(text: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Parse ``HH:MM:SS`` (00..23, 00..59, 00..59) to time64[us]; also the valid mask."""
+    n = len(text)
+    valid = _np(pc.match_substring_regex(text, _TIME_RE))
+    micros = np.zeros(n, dtype=np.int64)
+    if valid.any():
+        sub = text.filter(pa.array(valid))
+        h, m, s = (pc.cast(pc.utf8_slice_codeunits(sub, a, a + 2), pa.int64()).to_numpy() for a in (0, 3, 6))
+        ok = (h < 24) & (m < 60) & (s < 60)
+        where = np.flatnonzero(valid)
+        micros[where[ok]] = ((h * 60 + m) * 60 + s)[ok] * 1_000_000
+        valid[where[~ok]] = False
+    return pa.array(micros, pa.time64("us"), mask=~valid), valid
+
+
+def _numbers(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numbers as float64 (NaN when absent or not finite); masks "a number" and "finite"."""
+    is_num = _np(pc.match_substring_regex(text, _NUMBER_RE))
+    values = pc.cast(pc.if_else(pa.array(is_num), text, pa.scalar(None, pa.string())), pa.float64())
+    v = values.to_numpy(zero_copy_only=False).astype("float64")
+    finite = np.isfinite(v)
+    return np.where(finite, v, np.nan), is_num, finite
+
+
+def _quoted(values: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise("'", pc.fill_null(values, ""), "'", "")
+
+
+def prepare_rows(
+    raw: RawRows,
+    source_file: str,
+    extraction_date: dt.date,
+    extraction_month: str | None = None,
+    expected_fields: int = len(SOURCE_COLUMNS),
+) -> PreparedBatch:
+    """Clean, type and validate data lines with column operations (docs/contract.md §2).
+
+    A line is rejected for the problems found while reading it, for having the wrong number of
+    fields, or (when neither) for each failed field check, all named in one ``reason``:
+    a missing required field, a date, time or number that does not parse, a number that is not
+    finite (``1e309``), an unknown status, a rating outside 1..5, a negative value, distance,
+    VTAT or CTAT, a flag that is not a whole number.
+
+    Args:
+        raw: the lines.
+        source_file: the file's base name.
+        extraction_date: the delivery's extraction date.
+        extraction_month: ``YYYY-MM`` to keep only that booking month, or None.
+        expected_fields: number of columns in the file's header.
+
+    Returns:
+        A :class:`PreparedBatch`; accepted + rejected + out of scope = lines.
+    """
+    n = len(raw)
+    text = {c: _clean(raw.text[c]) for c in SOURCE_COLUMNS}
+    null = {c: _np(pc.is_null(text[c])) for c in SOURCE_COLUMNS}
+    problem = np.zeros(n, dtype=bool) if raw.problems is None else ~_np(pc.is_null(raw.problems))
+    wrong = raw.n_fields != expected_fields
+    ok = ~wrong & ~problem
+
+    # (mask, message): message is a constant, or the text of the offending value to quote
+    checks: list[tuple[np.ndarray, str, pa.Array | None]] = []
+    for col in REQUIRED_FIELDS:
+        checks.append((ok & null[col], f"{col}: missing value", None))
+    dates, date_ok = _dates(text["Date"])
+    checks.append((ok & ~null["Date"] & ~date_ok, "Date: not a date (YYYY-MM-DD): ", text["Date"]))
+    times, time_ok = _times(text["Time"])
+    checks.append((ok & ~null["Time"] & ~time_ok, "Time: not a time (HH:MM:SS): ", text["Time"]))
+    status = text["Booking Status"]
+    known = _np(pc.is_in(status, value_set=pa.array(STATUSES)))
+    checks.append((ok & ~null["Booking Status"] & ~known, "Booking Status: unknown value ", status))
+    numbers: dict[str, np.ndarray] = {}
+    for col in _DOUBLES + _FLAGS:
+        v, is_num, finite = _numbers(text[col])
+        checks.append((ok & ~null[col] & ~is_num, f"{col}: not a number: ", text[col]))
+        checks.append((ok & is_num & ~finite, f"{col}: not a finite number: ", text[col]))
+        numbers[col] = v
+    with np.errstate(invalid="ignore"):
+        for col in _RATINGS:
+            v = numbers[col]
+            checks.append((ok & ((v < 1) | (v > 5)), f"{col}: outside 1..5: ", text[col]))
+        for col in _NON_NEGATIVE:
+            checks.append((ok & (numbers[col] < 0), f"{col}: negative: ", text[col]))
+        for col in _FLAGS:
+            v = numbers[col]
+            checks.append((ok & ~np.isnan(v) & ((v != np.floor(v)) | (np.abs(v) >= 2.0 ** 53)),
+                           f"{col}: not a whole number: ", text[col]))
+
+    bad = problem | wrong
+    for mask, _, _ in checks:
+        bad |= mask
+    month = pc.utf8_slice_codeunits(pc.if_else(pa.array(date_ok), text["Date"], pa.scalar(None, pa.string())), 0, 7)
+    in_scope = np.ones(n, dtype=bool)
+    if extraction_month is not None:
+        # rows of other months are outside this load; rows whose month is unknown stay (rejected)
+        in_scope = ~date_ok | _np(pc.equal(month, extraction_month))
+    months = {m for m in pc.unique(month.filter(pa.array(in_scope))).to_pylist() if m is not None}
+
+    rej = np.flatnonzero(bad & in_scope)
+    reason = pa.array([""] * len(rej), pa.string())
+
+    def add(mask: np.ndarray, message: pa.Array | str) -> pa.Array:
+        if not mask.any():
+            return reason
+        m = pa.array(mask)
+        joined = pc.if_else(pc.equal(reason, ""), message, pc.binary_join_element_wise(reason, message, "; "))
+        return pc.if_else(m, joined, reason)
+
+    if raw.problems is not None:
+        reason = add(problem[rej], pc.fill_null(raw.problems.take(pa.array(rej)), ""))
+    found = pc.cast(pa.array(raw.n_fields[rej]), pa.string())
+    reason = add(wrong[rej], pc.binary_join_element_wise(f"expected {expected_fields} fields, found ", found, ""))
+    for mask, label, value in checks:
+        sub = mask[rej]
+        if sub.any():
+            reason = add(sub, label if value is None else
+                         pc.binary_join_element_wise(label, _quoted(value.take(pa.array(rej))), ""))
+
+    take = pa.array(rej)
+    rejected = pa.table({
+        "source_file": pa.array([source_file] * len(rej), pa.string()),
+        "source_row": pa.array(raw.source_row[rej], pa.int64()),
+        "extraction_date": pa.array([extraction_date] * len(rej), pa.date32()),
+        "extraction_month": month.take(take),
+        "booking_id": pc.if_else(pa.array(ok[rej]), text["Booking ID"].take(take), pa.scalar(None, pa.string())),
+        "reason": reason,
+        "raw_line": raw.raw_line.take(take),
+    }, schema=REJECTED_SCHEMA)
+
+    acc = pa.array(np.flatnonzero(~bad & in_scope))
+    columns: dict[str, pa.Array] = {"source_row": pa.array(raw.source_row, pa.int64()).take(acc)}
+    for c in SOURCE_COLUMNS:
+        name = COLUMN_MAP[c]
+        if c == "Date":
+            columns[name] = dates.take(acc)
+        elif c == "Time":
+            columns[name] = times.take(acc)
+        elif c in _DOUBLES:
+            columns[name] = pa.array(numbers[c], pa.float64(), from_pandas=True).take(acc)
+        elif c in _FLAGS:
+            v = numbers[c]
+            columns[name] = pa.array(np.nan_to_num(v).astype(np.int64), pa.int64(), mask=np.isnan(v)).take(acc)
+        else:
+            columns[name] = text[c].take(acc)
+    k = len(acc)
+    columns["source_file"] = pa.array([source_file] * k, pa.string())
+    columns["extraction_date"] = pa.array([extraction_date] * k, pa.date32())
+    columns["extraction_month"] = month.take(acc)
+    return PreparedBatch(pa.table(columns, schema=ACCEPTED_SCHEMA), rejected, n,
+                         int((~in_scope).sum()), months)
+
+
+def accepted_frame(table: pa.Table) -> pd.DataFrame:
+    """Prepared rows as the bronze transforms take them (dates as ``datetime64``, flags ``Int64``)."""
+    frame = table.to_pandas(date_as_object=False)
+    for c in _FLAGS:
+        frame[COLUMN_MAP[c]] = frame[COLUMN_MAP[c]].astype("Int64")
+    return frame
+
+
+def rejected_frame(table: pa.Table) -> pd.DataFrame:
+    """``bronze.rejected_row`` rows as a frame (dates as ``datetime64``)."""
+    return table.to_pandas(date_as_object=False)
 
 
 @dataclass
@@ -125,18 +434,30 @@ class PreparedDelivery:
     """The outcome of preparing one delivery.
 
     Attributes:
-        accepted: typed, cleaned rows with the bronze metadata columns.
         rejected: the ``bronze.rejected_row`` rows.
-        rows_in_file: data rows in the file.
+        rows_in_file: data lines in the file.
+        accepted_rows: rows accepted (staged for the bronze notebooks).
         out_of_scope: rows of other months skipped because of ``extraction_month``.
         months: the booking months this load covers (the write scope).
+        accepted_counts: accepted rows per ``extraction_month`` and ``booking_status`` (``rows``).
+        ignored_columns: header columns the contract does not know (read past, not loaded).
+        accepted: the accepted rows themselves, only when prepared in memory
+            (:func:`prepare_delivery`); a streamed delivery stages them instead.
+        staging: the folder a streamed delivery's accepted rows were written to, until
+            :func:`ridelake.tables.source.stage` publishes them.
     """
 
-    accepted: pd.DataFrame
     rejected: pd.DataFrame
     rows_in_file: int
+    accepted_rows: int
     out_of_scope: int
     months: list[str] = field(default_factory=list)
+    accepted_counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"extraction_month": pd.Series(dtype="str"), "booking_status": pd.Series(dtype="str"),
+         "rows": pd.Series(dtype="int64")}))
+    ignored_columns: list[str] = field(default_factory=list)
+    accepted: pd.DataFrame | None = None
+    staging: str | None = None
 
     def check_reconciled(self) -> None:
         """Raise unless file rows = accepted + rejected (+ rows of other months when filtered).
@@ -144,40 +465,45 @@ class PreparedDelivery:
         Raises:
             CheckError: with the counts.
         """
-        total = len(self.accepted) + len(self.rejected) + self.out_of_scope
+        total = self.accepted_rows + len(self.rejected) + self.out_of_scope
         if total != self.rows_in_file:
             raise CheckError(
                 f"reconciliation failed: {self.rows_in_file} data rows in the file but "
-                f"{len(self.accepted)} accepted + {len(self.rejected)} rejected + {self.out_of_scope} "
+                f"{self.accepted_rows} accepted + {len(self.rejected)} rejected + {self.out_of_scope} "
                 f"of other months = {total}",
                 table="bronze.rejected_row",
             )
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Reconciliation: file rows = accepted + rejected (+ rows of other months when filtered)."""
+        """Reconciliation (file rows = accepted + rejected (+ rows of other months when filtered))
+        and the header columns that were ignored."""
         return pd.DataFrame(
             {
                 "rows_in_file": [self.rows_in_file],
-                "accepted": [len(self.accepted)],
+                "accepted": [self.accepted_rows],
                 "rejected": [len(self.rejected)],
                 "other_months": [self.out_of_scope],
-                "reconciled": [self.rows_in_file == len(self.accepted) + len(self.rejected) + self.out_of_scope],
+                "reconciled": [self.rows_in_file == self.accepted_rows + len(self.rejected) + self.out_of_scope],
+                "ignored_columns": [", ".join(self.ignored_columns) or "none"],
             }
         )
 
 
-def _append(reason: pd.Series, mask: pd.Series, message: pd.Series | str) -> pd.Series:
-    mask = mask.fillna(False).astype(bool)
-    if not mask.any():
-        return reason
-    msg = message if isinstance(message, pd.Series) else pd.Series(message, index=reason.index)
-    joined = (reason + "; " + msg).where(reason != "", msg)
-    return joined.where(mask, reason)
+def counts_of(accepted: pa.Table) -> pa.Table:
+    """Accepted rows per ``extraction_month`` and ``booking_status`` (column ``rows``)."""
+    grouped = accepted.select(["extraction_month", "booking_status"]).group_by(
+        ["extraction_month", "booking_status"]).aggregate([([], "count_all")])
+    return grouped.rename_columns(["extraction_month", "booking_status", "rows"])
 
 
-def _quoted(values: pd.Series) -> pd.Series:
-    return "'" + values.fillna("").astype(str) + "'"
+def sum_counts(parts: Sequence[pa.Table]) -> pd.DataFrame:
+    """Add up :func:`counts_of` tables into one frame sorted by month and status."""
+    if not parts:
+        return PreparedDelivery(pd.DataFrame(), 0, 0, 0).accepted_counts
+    table = pa.concat_tables(parts).group_by(["extraction_month", "booking_status"]).aggregate([("rows", "sum")])
+    frame = table.rename_columns(["extraction_month", "booking_status", "rows"]).to_pandas()
+    return frame.sort_values(["extraction_month", "booking_status"]).reset_index(drop=True)
 
 
 def prepare_delivery(
@@ -187,106 +513,32 @@ def prepare_delivery(
     extraction_month: str | None = None,
     expected_fields: int = len(SOURCE_COLUMNS),
 ) -> PreparedDelivery:
-    """Parse, clean, type and validate a delivery's rows (docs/contract.md §2).
+    """Prepare a small delivery held in memory (tests, examples): :func:`prepare_rows` on a frame.
 
     Args:
-        raw: one row per data row of the file with ``source_row`` (1-based), ``raw_line``,
-            ``n_fields`` and one text column per source header name.
+        raw: one row per data line with ``source_row`` (1-based), ``raw_line``, ``n_fields`` and
+            one text column per source header name.
         source_file: the file's base name.
         extraction_date: the delivery's extraction date.
         extraction_month: ``YYYY-MM`` to keep only that booking month, or None.
         expected_fields: number of columns in the file's header.
 
     Returns:
-        A :class:`PreparedDelivery` whose counts reconcile with the file.
+        A :class:`PreparedDelivery` with ``accepted`` filled in.
     """
-    check_header([c for c in raw.columns if c not in ("source_row", "raw_line", "n_fields")], source_file)
-    raw = raw.reset_index(drop=True)
-    n = len(raw)
-    text = {c: clean_text(raw[c]) if n else raw[c].astype("string") for c in SOURCE_COLUMNS}
-    reason = pd.Series("", index=raw.index, dtype="string")
-
-    wrong = raw["n_fields"] != expected_fields
-    reason = _append(reason, wrong, "expected " + str(expected_fields) + " fields, found "
-                     + raw["n_fields"].astype(str))
-    ok = ~wrong
-    for col in REQUIRED_FIELDS:
-        reason = _append(reason, ok & text[col].isna(), f"{col}: missing value")
-
-    date_text = text["Date"]
-    dates = pd.to_datetime(date_text.where(date_text.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False)),
-                           format="%Y-%m-%d", errors="coerce")
-    reason = _append(reason, ok & date_text.notna() & dates.isna(),
-                     "Date: not a date (YYYY-MM-DD): " + _quoted(date_text))
-    time_text = text["Time"]
-    times = pd.to_datetime(time_text.where(time_text.str.fullmatch(r"\d{2}:\d{2}:\d{2}").fillna(False)),
-                           format="%H:%M:%S", errors="coerce")
-    reason = _append(reason, ok & time_text.notna() & times.isna(),
-                     "Time: not a time (HH:MM:SS): " + _quoted(time_text))
-
-    status = text["Booking Status"]
-    reason = _append(reason, ok & status.notna() & ~status.isin(STATUSES),
-                     "Booking Status: unknown value " + _quoted(status))
-
-    numbers: dict[str, pd.Series] = {}
-    for col in _DOUBLES + _FLAGS:
-        t = text[col]
-        is_num = t.str.fullmatch(_NUMBER_RE).fillna(False).astype(bool)
-        reason = _append(reason, ok & t.notna() & ~is_num, f"{col}: not a number: " + _quoted(t))
-        numbers[col] = pd.to_numeric(t.where(is_num), errors="coerce").astype("float64")
-    for col in _RATINGS:
-        v = numbers[col]
-        reason = _append(reason, ok & ((v < 1) | (v > 5)), f"{col}: outside 1..5: " + _quoted(text[col]))
-    for col in _NON_NEGATIVE:
-        v = numbers[col]
-        reason = _append(reason, ok & (v < 0), f"{col}: negative: " + _quoted(text[col]))
-    for col in _FLAGS:
-        v = numbers[col]
-        reason = _append(reason, ok & v.notna() & (v != np.floor(v)), f"{col}: not a whole number: "
-                         + _quoted(text[col]))
-
-    month = dates.dt.strftime("%Y-%m").astype("string")
-    in_scope = pd.Series(True, index=raw.index)
-    if extraction_month is not None:
-        # rows of other months are outside this load; rows whose month is unknown stay (rejected)
-        in_scope = month.isna() | (month == extraction_month)
-    bad = (reason != "") & in_scope
-    good = (reason == "") & in_scope
-
-    rejected = pd.DataFrame(
-        {
-            "source_file": source_file,
-            "source_row": raw["source_row"].astype("int64"),
-            "extraction_date": pd.Timestamp(extraction_date),
-            "extraction_month": month,
-            "booking_id": text["Booking ID"].where(ok),
-            "reason": reason,
-            "raw_line": raw["raw_line"].astype("string"),
-        }
-    )[bad].reset_index(drop=True)
-
-    acc = pd.DataFrame({COLUMN_MAP[c]: text[c] for c in SOURCE_COLUMNS})[good]
-    acc["booking_date"] = dates[good].dt.normalize()
-    acc["booking_time"] = times[good].dt.time
-    for col in _DOUBLES:
-        acc[COLUMN_MAP[col]] = numbers[col][good]
-    for col in _FLAGS:
-        acc[COLUMN_MAP[col]] = numbers[col][good].astype("Int64")
-    acc.insert(0, "source_row", raw["source_row"][good].astype("int64"))
-    acc["source_file"] = source_file
-    acc["extraction_date"] = pd.Timestamp(extraction_date)
-    acc["extraction_month"] = month[good]
-    acc = acc.reset_index(drop=True)
-
-    covered = set(month[in_scope].dropna().unique())
+    batch = prepare_rows(RawRows.from_frame(raw.reset_index(drop=True)), source_file, extraction_date,
+                         extraction_month, expected_fields)
+    covered = set(batch.months)
     if extraction_month is not None:
         covered.add(extraction_month)
     return PreparedDelivery(
-        accepted=acc,
-        rejected=rejected,
-        rows_in_file=n,
-        out_of_scope=int((~in_scope).sum()),
+        rejected=rejected_frame(batch.rejected),
+        rows_in_file=batch.rows,
+        accepted_rows=batch.accepted.num_rows,
+        out_of_scope=batch.out_of_scope,
         months=sorted(covered),
+        accepted_counts=sum_counts([counts_of(batch.accepted)]),
+        accepted=accepted_frame(batch.accepted),
     )
 
 
