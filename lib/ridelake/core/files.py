@@ -1,13 +1,15 @@
-"""Small file helpers the core's records share: atomic text writes, timestamps, relative paths."""
+"""Small file helpers the core's records share: atomic text writes, timestamps, relative paths,
+the current user."""
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import os
 import secrets
 from pathlib import Path
 
-__all__ = ["iso", "parse_iso", "write_atomic", "relative"]
+__all__ = ["iso", "parse_iso", "write_atomic", "relative", "current_user"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -50,3 +52,11 @@ def relative(path: Path, root: Path) -> str:
         return str(Path(path).relative_to(root))
     except ValueError:
         return str(path)
+
+
+def current_user() -> str | None:
+    """The login name of the user running this process (None when the system cannot tell)."""
+    try:
+        return getpass.getuser() or None
+    except (OSError, KeyError, ImportError):  # no name in the environment nor in the user database
+        return None

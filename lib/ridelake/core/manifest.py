@@ -21,7 +21,6 @@ written before the version existed (read as version 1); fields it does not know 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import os
 import secrets
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ridelake.core.lock import pid_alive
-from ridelake.core.files import iso, parse_iso, relative, write_atomic
+from ridelake.core.files import current_user, iso, parse_iso, relative, write_atomic
 from ridelake.core.protocol import RUN_SCHEMA_VERSION
 from ridelake.errors import ConfigError
 from ridelake.core.scheduler import FAILED, SUCCEEDED, UP_TO_DATE, Listener, NodeState
@@ -80,14 +79,6 @@ def output_file(key: str, attempt: int | None = None) -> str:
 def log_file(key: str, attempt: int) -> str:
     """Where the kernel process's own output of one attempt is kept, relative to the run folder."""
     return f"logs/{key.replace('/', '__')}.{attempt}.log"
-
-
-def current_user() -> str | None:
-    """The name of the user running this process (None when the system cannot tell)."""
-    try:
-        return getpass.getuser() or None
-    except (OSError, KeyError, ImportError):  # no login name in the environment nor the user database
-        return None
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
