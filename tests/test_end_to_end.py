@@ -6,6 +6,7 @@ The independent side reads the CSV with plain pandas and follows docs/contract.m
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -50,11 +51,14 @@ def _read(run, table: str) -> pd.DataFrame:
 
 
 def _truth(run) -> pd.DataFrame:
-    """The winning bookings, straight from the CSV with plain pandas."""
-    raw = pd.read_csv(run["csv"], dtype=str, keep_default_na=False)
-    raw["source_row"] = np.arange(1, len(raw) + 1)
+    """The winning bookings, straight from the CSV with plain pandas (every physical line a row:
+    the bad rows may hold a byte that is not UTF-8 or an unclosed quote)."""
+    lines = run["csv"].read_bytes().decode("utf-8", "replace").split("\r\n")
+    header = lines[0].split(",")
     rejected = set(_read(run, "bronze.rejected_row")["source_row"])
-    raw = raw[~raw["source_row"].isin(rejected)]
+    kept = [(i, next(csv.reader([line]))) for i, line in enumerate(lines[1:-1], start=1) if i not in rejected]
+    raw = pd.DataFrame([f for _, f in kept], columns=header)
+    raw["source_row"] = [i for i, _ in kept]
     raw = raw.replace({"null": np.nan, "": np.nan})
     raw["booking_id"] = raw["Booking ID"].str.strip('"')
     raw["customer_id"] = raw["Customer ID"].str.strip('"')

@@ -53,6 +53,12 @@ REASON_OF_KIND = {
     "rating_out_of_range": r"^(Driver Ratings|Customer Rating): outside 1\.\.5: '\d+\.\d'$",
     "negative_distance": r"^Ride Distance: negative: '-\d+\.\d+'$",
     "missing_booking_id": r"^Booking ID: missing value$",
+    "bad_time": r"^Time: not a time \(HH:MM:SS\): '.+'$",
+    "unknown_status": r"^Booking Status: unknown value '.+'$",
+    "not_finite": r"^Booking Value: not a finite number: '-?1e\d+'$",
+    "not_utf8": r"^Pickup Location: not UTF-8 at byte \d+ of the line \(0xE9\)$",
+    "unclosed_quote": r"^Drop Location: unclosed double quote \(a field cannot span lines\)$",
+    "oversized_field": rf"^Pickup Location: field over 131072 bytes \({generate.OVERSIZED} bytes\)$",
 }
 
 
@@ -282,7 +288,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     write_csv(c, rows=1_500, seed=4, bad_rows=5)
     assert a.read_bytes() == b.read_bytes()
     assert a.read_bytes() != c.read_bytes()
-    assert "".join(iter_chunks(rows=1_500, seed=3, bad_rows=5)).encode() == a.read_bytes()
+    assert "".join(iter_chunks(rows=1_500, seed=3, bad_rows=5)).encode("utf-8", "surrogateescape") == a.read_bytes()
 
 
 # --- bad rows ------------------------------------------------------------------------------------
@@ -294,8 +300,9 @@ def test_bad_rows_are_rejected_with_reasons(tmp_path: Path) -> None:
     summary = write_csv(path, rows=ROWS, seed=SEED, bad_rows=k)
     assert summary["rows"] == ROWS and summary["bad_rows"] == k and summary["rows_in_file"] == ROWS + k
     assert sum(summary["bad_row_kinds"].values()) == k
-    assert set(summary["bad_row_kinds"]) == set(BAD_ROW_KINDS)  # every kind once k >= 6
-    _, prepared = _prepare(path)
+    assert set(summary["bad_row_kinds"]) == set(BAD_ROW_KINDS)  # every kind once k >= 12
+    assert summary["expected_rejected"] == k
+    prepared = prepare_file(path, EXTRACTION)
     assert prepared.rows_in_file == ROWS + k
     assert len(prepared.accepted) == ROWS
     assert len(prepared.rejected) == k
@@ -306,6 +313,7 @@ def test_bad_rows_are_rejected_with_reasons(tmp_path: Path) -> None:
         kinds[matched[0]] += 1
     assert dict(kinds) == summary["bad_row_kinds"]
     assert (prepared.rejected["raw_line"].str.len() > 50).all()  # realistic lines, not stubs
+    assert "\ufffd" not in "".join(prepared.accepted["pickup_location"])
     # spread through the file, not bunched at the end
     rows = prepared.rejected["source_row"]
     assert rows.min() < (ROWS + k) / 2 < rows.max()
@@ -315,18 +323,45 @@ def test_bad_rows_leave_the_good_rows_unchanged(tmp_path: Path) -> None:
     clean, dirty = tmp_path / "clean.csv", tmp_path / "dirty.csv"
     write_csv(clean, rows=ROWS, seed=SEED)
     write_csv(dirty, rows=ROWS, seed=SEED, bad_rows=9)
-    _, prepared = _prepare(dirty)
+    prepared = prepare_file(dirty, EXTRACTION)
     bad = set(prepared.rejected["source_row"])
-    lines = dirty.read_bytes().decode("utf-8").split("\r\n")
+    lines = dirty.read_bytes().split(b"\r\n")
     kept = [line for i, line in enumerate(lines) if i not in bad]  # line i is source_row i
-    assert "\r\n".join(kept) == clean.read_bytes().decode("utf-8")
+    assert b"\r\n".join(kept) == clean.read_bytes()
+
+
+def test_bad_kinds_can_be_chosen_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "value.csv"
+    summary = write_csv(path, rows=50, seed=2, bad_rows=12, bad_kinds=generate.VALUE_DEFECTS)
+    assert set(summary["bad_row_kinds"]) == set(generate.VALUE_DEFECTS)
+    path.read_bytes().decode("utf-8")  # value defects only: still UTF-8
+    with pytest.raises(ConfigError, match="unknown bad row kind"):
+        write_csv(path, rows=5, bad_rows=1, bad_kinds=["nope"])
+
+
+def test_a_gz_name_writes_a_gzip_file_the_pipeline_reads(tmp_path: Path) -> None:
+    path = tmp_path / "rides.csv.gz"
+    write_csv(path, rows=300, seed=5, bad_rows=12)
+    prepared = prepare_file(path, EXTRACTION)
+    assert prepared.accepted_rows == 300 and len(prepared.rejected) == 12
+
+
+def test_the_command_line_prints_the_expected_rejections(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ridelake.cli import main
+
+    out = tmp_path / "bad.csv"
+    assert main(["generate", "--rows", "100", "--seed", "3", "--bad-rows", "24", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "expected: 24 rejected rows (" in printed and "100 accepted" in printed
+    prepared = prepare_file(out, EXTRACTION)
+    assert len(prepared.rejected) == 24 and prepared.accepted_rows == 100
 
 
 def test_only_bad_rows(tmp_path: Path) -> None:
     path = tmp_path / "only_bad.csv"
     summary = write_csv(path, rows=0, bad_rows=6, seed=11)
     assert summary["status_counts"] == {s: 0 for s in STATUS_SHARES}
-    _, prepared = _prepare(path)
+    prepared = prepare_file(path, EXTRACTION)
     assert prepared.rows_in_file == 6 and len(prepared.rejected) == 6 and len(prepared.accepted) == 0
 
 

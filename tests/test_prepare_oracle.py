@@ -18,7 +18,7 @@ import pytest
 import reference_prepare as old
 from conftest import HEADER, completed_row
 from ridelake.tables import source
-from ridelake.tables.generate import write_csv
+from ridelake.tables.generate import VALUE_DEFECTS, write_csv
 
 D = dt.date(2024, 12, 31)
 
@@ -68,7 +68,7 @@ DEFECTS = [
 def defect_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("oracle")
     path = folder / "defects.csv"
-    write_csv(path, rows=600, seed=3, bad_rows=40)
+    write_csv(path, rows=600, seed=3, bad_rows=40, bad_kinds=VALUE_DEFECTS)  # what the old reader handled
     text = path.read_bytes().decode("utf-8").split("\r\n")
     rng = np.random.default_rng(1)
     body = text[1:-1]

@@ -69,6 +69,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     summary = write_csv(args.out, rows=args.rows, seed=args.seed, bad_rows=args.bad_rows, year=args.year)
     print(f"wrote {summary['rows']} rows ({summary['bad_rows']} bad) to {args.out}")
+    if summary["bad_rows"]:
+        kinds = ", ".join(f"{k} {n}" for k, n in summary["bad_row_kinds"].items())
+        print(f"expected: {summary['expected_rejected']} rejected rows ({kinds}), {summary['rows']} accepted")
     return 0
 
 

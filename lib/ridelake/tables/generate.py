@@ -17,7 +17,10 @@ Design:
   largest-remainder rounding of :data:`STATUS_SHARES`; each chunk takes a multivariate
   hypergeometric draw of what is left, which is a uniformly random order of that exact multiset.
 - **Bad rows** (``bad_rows=K``) are *extra* rows at seeded random positions, each with one
-  defect of :data:`BAD_ROW_KINDS` that the prepare step must reject.
+  defect of :data:`BAD_ROW_KINDS` that the prepare step must reject, on its own: value defects
+  (a bad number, date, time, status or rating, a wrong field count, no booking id) and the input
+  edges (a number that overflows, a byte that is not UTF-8, an unclosed quote, a field over
+  128 KB). Exactly ``K`` rows are then rejected.
 
 Per-status shapes mirrored from the real file (VTAT and CTAT in minutes, distance in km):
 
@@ -33,15 +36,17 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
+import gzip
 import operator
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from ridelake.tables.csvlines import FIELD_LIMIT
 from ridelake.tables.transforms.bronze import SOURCE_COLUMNS
 from ridelake.errors import ConfigError
 from ridelake.tables.locations import LOCATIONS
@@ -58,6 +63,7 @@ __all__ = [
     "DRIVER_REASONS",
     "INCOMPLETE_REASONS",
     "BAD_ROW_KINDS",
+    "VALUE_DEFECTS",
     "status_counts",
     "iter_chunks",
     "write_csv",
@@ -125,7 +131,8 @@ INCOMPLETE_REASONS: dict[str, float] = {
     "Other Issue": 1.0,
 }
 
-#: Defects a bad row can carry (kind -> what is wrong). Each one must make prepare reject the row.
+#: Defects a bad row can carry (kind -> what is wrong). Each one must make prepare reject the row,
+#: and only that row: the first six are value defects, the rest the input edges of issue 12.
 BAD_ROW_KINDS: dict[str, str] = {
     "wrong_field_count": "the line has 20 or 22 fields instead of 21",
     "non_numeric_value": "Booking Value is not a number (e.g. 'abc')",
@@ -133,7 +140,19 @@ BAD_ROW_KINDS: dict[str, str] = {
     "rating_out_of_range": "a rating outside 1..5 (e.g. 7.5)",
     "negative_distance": "Ride Distance is negative",
     "missing_booking_id": "Booking ID is missing ('null' or empty)",
+    "bad_time": "Time cannot be parsed (e.g. '25:61:00')",
+    "unknown_status": "Booking Status is none of the five known values",
+    "not_finite": "Booking Value overflows a double ('1e309')",
+    "not_utf8": "Pickup Location holds a latin-1 byte ('Caf\\xe9 Row')",
+    "unclosed_quote": "Drop Location opens a double quote that the line never closes",
+    "oversized_field": "Pickup Location is longer than the 128 KB field limit",
 }
+
+#: The kinds the row-by-row reader before issue 11 already rejected correctly.
+VALUE_DEFECTS: tuple[str, ...] = tuple(list(BAD_ROW_KINDS)[:6])
+
+#: Length of an ``oversized_field`` (just over the prepare step's field limit).
+OVERSIZED = FIELD_LIMIT + 64
 
 # --- distributions mirrored from the real file ------------------------------------------------
 
@@ -308,7 +327,7 @@ def _join(columns: list[list[str]]) -> list[str]:
 
 _KIND_NAMES = tuple(BAD_ROW_KINDS)
 _COL = {name: i for i, name in enumerate(HEADER)}
-_NEEDS_COMPLETED = {"non_numeric_value", "rating_out_of_range", "negative_distance"}
+_NEEDS_COMPLETED = {"non_numeric_value", "rating_out_of_range", "negative_distance", "not_finite"}
 
 
 def _bad_lines(rng: np.random.Generator, kinds: np.ndarray, dates: np.ndarray, year: int) -> list[str]:
@@ -339,6 +358,19 @@ def _bad_lines(rng: np.random.Generator, kinds: np.ndarray, dates: np.ndarray, y
             row[_COL["Ride Distance"]] = "-" + row[_COL["Ride Distance"]]
         elif kind == "missing_booking_id":
             row[_COL["Booking ID"]] = (NULL, "")[a % 2]
+        elif kind == "bad_time":
+            row[_COL["Time"]] = ("25:61:00", "24:00:00", "10.15.00")[a % 3]
+        elif kind == "unknown_status":
+            row[_COL["Booking Status"]] = ("Lost", "Pending", "completed ok")[a % 3]
+        elif kind == "not_finite":
+            row[_COL["Booking Value"]] = ("1e309", "-1e999")[a % 2]
+        elif kind == "not_utf8":
+            # a latin-1 e-acute: the surrogate escape becomes the single byte 0xE9 when written
+            row[_COL["Pickup Location"]] = ("Caf\udce9 Row", "Jhilmil G\udce9t")[a % 2]
+        elif kind == "unclosed_quote":
+            row[_COL["Drop Location"]] = '"' + row[_COL["Drop Location"]]
+        elif kind == "oversized_field":
+            row[_COL["Pickup Location"]] = "x" * OVERSIZED
     return [",".join(r) for r in rows]
 
 
@@ -389,6 +421,7 @@ class _Plan:
     seed: int
     year: int
     chunk_rows: int
+    kinds: tuple[int, ...] = tuple(range(len(_KIND_NAMES)))
     statuses: dict[str, int] = field(default_factory=dict)
     bad_slots: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     bad_kinds: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -405,7 +438,8 @@ class _Plan:
             positions = np.sort(self.bad_rng.choice(self.rows + k, size=k, replace=False))
             # a bad row's slot: the number of good rows written before it
             self.bad_slots = positions - np.arange(k)
-            kinds = np.resize(self.bad_rng.permutation(len(_KIND_NAMES)), k)  # every kind when k >= 6
+            # every kind once there are at least as many bad rows as kinds
+            kinds = np.resize(np.asarray(self.kinds)[self.bad_rng.permutation(len(self.kinds))], k)
             self.bad_rng.shuffle(kinds)
             self.bad_kinds = kinds
 
@@ -414,7 +448,18 @@ class _Plan:
         return {name: c for name, c in zip(_KIND_NAMES, counts) if c}
 
 
-def _plan(rows: Any, seed: Any, bad_rows: Any, year: Any, chunk_rows: Any) -> _Plan:
+def _kinds(bad_kinds: Any) -> tuple[int, ...]:
+    if bad_kinds is None:
+        return tuple(range(len(_KIND_NAMES)))
+    names = [bad_kinds] if isinstance(bad_kinds, str) else list(bad_kinds)
+    unknown = [k for k in names if k not in BAD_ROW_KINDS]
+    if unknown or not names:
+        raise ConfigError(f"unknown bad row kind(s) {', '.join(map(str, unknown)) or '(none given)'}; "
+                          f"known: {', '.join(BAD_ROW_KINDS)}")
+    return tuple(sorted({_KIND_NAMES.index(k) for k in names}))
+
+
+def _plan(rows: Any, seed: Any, bad_rows: Any, year: Any, chunk_rows: Any, bad_kinds: Any = None) -> _Plan:
     rows = _whole("rows", rows)
     bad_rows = _whole("bad_rows", bad_rows)
     seed = _whole("seed", seed)
@@ -422,7 +467,8 @@ def _plan(rows: Any, seed: Any, bad_rows: Any, year: Any, chunk_rows: Any) -> _P
     if year > 9999:
         raise ConfigError(f"year must have four digits (1000..9999), got {year}")
     chunk_rows = _whole("chunk_rows", chunk_rows, 1)
-    return _Plan(rows=rows, bad_rows=bad_rows, seed=seed, year=year, chunk_rows=chunk_rows)
+    return _Plan(rows=rows, bad_rows=bad_rows, seed=seed, year=year, chunk_rows=chunk_rows,
+                 kinds=_kinds(bad_kinds))
 
 
 def _chunks(plan: _Plan) -> Iterator[str]:
@@ -466,6 +512,7 @@ def iter_chunks(
     bad_rows: int = 0,
     year: int = 2024,
     chunk_rows: int | None = None,
+    bad_kinds: Iterable[str] | None = None,
 ) -> Iterator[str]:
     """Stream a source file's text: the header line, then blocks of CRLF-terminated rows.
 
@@ -475,14 +522,16 @@ def iter_chunks(
         bad_rows: extra rows with one defect each, at seeded random positions.
         year: the booking year (every day but December 31).
         chunk_rows: good rows per block (default :data:`CHUNK_ROWS`); changes the draws.
+        bad_kinds: the :data:`BAD_ROW_KINDS` to draw from (default all of them).
 
     Returns:
-        An iterator of text blocks whose concatenation is the file.
+        An iterator of text blocks whose concatenation is the file. A ``not_utf8`` bad row holds
+        its byte as a surrogate escape: encode with ``errors="surrogateescape"``.
 
     Raises:
-        ConfigError: an argument is not a whole number in range.
+        ConfigError: an argument is not a whole number in range, or a kind is unknown.
     """
-    plan = _plan(rows, seed, bad_rows, year, CHUNK_ROWS if chunk_rows is None else chunk_rows)
+    plan = _plan(rows, seed, bad_rows, year, CHUNK_ROWS if chunk_rows is None else chunk_rows, bad_kinds)
     return _chunks(plan)
 
 
@@ -497,6 +546,7 @@ def write_csv(
     seed: int = 42,
     bad_rows: int = 0,
     year: int = 2024,
+    bad_kinds: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Write a synthetic source file shaped like the real one (docs/contract.md §6), streaming.
 
@@ -508,24 +558,30 @@ def write_csv(
         rows: good rows (default 150,000, the size of the real file).
         seed: random seed; the same arguments give a byte-identical file.
         bad_rows: extra rows with one defect each (see :data:`BAD_ROW_KINDS`), at seeded random
-            positions; the file then holds ``rows + bad_rows`` data rows.
+            positions; the file then holds ``rows + bad_rows`` data rows, and the prepare step
+            rejects exactly ``bad_rows`` of them (each bad row, and no good row next to it).
         year: booking year; dates cover every day of it except December 31.
+        bad_kinds: the kinds of bad row to mix in (default every kind; each appears once there
+            are at least as many bad rows as kinds).
 
     Returns:
         A summary: ``path``, ``rows``, ``bad_rows``, ``rows_in_file``, ``seed``, ``year``, ``bytes``,
-        ``status_counts`` (status -> good rows) and ``bad_row_kinds`` (kind -> bad rows).
+        ``status_counts`` (status -> good rows), ``bad_row_kinds`` (kind -> bad rows) and
+        ``expected_rejected`` (rows the prepare step must reject). A name ending in ``.gz``
+        writes a gzip-compressed file.
 
     Raises:
         ConfigError: an argument is out of range, or the file cannot be written.
     """
-    plan = _plan(rows, seed, bad_rows, year, CHUNK_ROWS)
+    plan = _plan(rows, seed, bad_rows, year, CHUNK_ROWS, bad_kinds)
     target = Path(out)
     if target.is_dir():
         raise ConfigError(f"cannot write the source file: {target} is a directory")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        opener = gzip.open if target.suffix == ".gz" else open
+        with opener(tmp, "wt", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             for block in _chunks(plan):
                 fh.write(block)
         os.replace(tmp, target)
@@ -545,4 +601,5 @@ def write_csv(
         "bytes": target.stat().st_size,
         "status_counts": dict(plan.statuses),
         "bad_row_kinds": plan.kind_counts(),
+        "expected_rejected": plan.bad_rows,
     }

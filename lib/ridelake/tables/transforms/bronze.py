@@ -301,8 +301,8 @@ def prepare_rows(
 ) -> PreparedBatch:
     """Clean, type and validate data lines with column operations (docs/contract.md §2).
 
-    A line is rejected for the problems found while reading it, for having the wrong number of
-    fields, or (when neither) for each failed field check, all named in one ``reason``:
+    A line is rejected for the problems found while reading it (alone), else for having the
+    wrong number of fields (alone), else for each failed field check, all named in one ``reason``:
     a missing required field, a date, time or number that does not parse, a number that is not
     finite (``1e309``), an unknown status, a rating outside 1..5, a negative value, distance,
     VTAT or CTAT, a flag that is not a whole number.
@@ -375,7 +375,9 @@ def prepare_rows(
     if raw.problems is not None:
         reason = add(problem[rej], pc.fill_null(raw.problems.take(pa.array(rej)), ""))
     found = pc.cast(pa.array(raw.n_fields[rej]), pa.string())
-    reason = add(wrong[rej], pc.binary_join_element_wise(f"expected {expected_fields} fields, found ", found, ""))
+    # a line that cannot be read is rejected for that alone (its field count means nothing then)
+    reason = add((wrong & ~problem)[rej],
+                 pc.binary_join_element_wise(f"expected {expected_fields} fields, found ", found, ""))
     for mask, label, value in checks:
         sub = mask[rej]
         if sub.any():
