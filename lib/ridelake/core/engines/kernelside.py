@@ -3,10 +3,12 @@
 The warm engine (:mod:`ridelake.core.engines.warm`) keeps one IPython kernel per worker and runs
 notebook after notebook in it. Between two notebooks it calls, in the kernel:
 
-1. :func:`baseline` once, right after the kernel started: what a fresh kernel looks like (user
-   namespace names, working directory, environment, ``sys.argv``, ``sys.path``);
-2. :func:`warm_up` once: import the heavy modules, then note the state they start in
-   (matplotlib's rcParams, pandas' options, the warning filters);
+1. :func:`warm_up` once, right after the kernel started: import the heavy modules (binding no
+   user name);
+2. :func:`baseline` once: what the kernel looks like then, which is what a fresh kernel looks
+   like once it imported those modules (user namespace names, working directory, environment --
+   an import may set variables, pandera sets two --, ``sys.argv``, ``sys.path``, matplotlib's
+   rcParams, pandas' options, the warning filters);
 3. :func:`begin` before each notebook: the task's environment variables and working directory,
    execution counts from 1;
 4. :func:`reset` after each notebook: everything above put back, memory handed back;
@@ -57,7 +59,8 @@ def _user_names(shell: Any) -> set[str]:
 
 
 def baseline() -> None:
-    """Record the state of the freshly started kernel (call once, before anything else runs)."""
+    """Record the state of the kernel, freshly started and warmed up (call once, before any
+    notebook runs)."""
     shell = _shell()
     _BASE.update(
         names=_user_names(shell),
@@ -65,7 +68,13 @@ def baseline() -> None:
         environ=dict(os.environ),
         argv=list(sys.argv),
         path=list(sys.path),
+        warnings=list(warnings.filters),
     )
+    if "matplotlib" in sys.modules:
+        _BASE["rc"] = _rc_snapshot(sys.modules["matplotlib"])
+        _BASE["backend"] = sys.modules["matplotlib"].get_backend()
+    if "pandas" in sys.modules:
+        _BASE["pandas"] = pandas_options(sys.modules["pandas"])
 
 
 def pandas_options(pd: Any) -> dict[str, Any]:
@@ -90,7 +99,7 @@ def _rc_snapshot(mpl: Any) -> dict[str, Any]:
 
 
 def warm_up(modules: Iterable[str]) -> None:
-    """Import ``modules`` (paid once per kernel) and note the state they start in.
+    """Import ``modules`` (paid once per kernel); :func:`baseline` then notes the state.
 
     Args:
         modules: dotted module names; one that fails to import is skipped (the notebook that
@@ -101,12 +110,6 @@ def warm_up(modules: Iterable[str]) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a missing optional module is the notebook's business
             continue
-    if "matplotlib" in sys.modules:
-        _BASE["rc"] = _rc_snapshot(sys.modules["matplotlib"])
-    if "pandas" in sys.modules:
-        _BASE["pandas"] = pandas_options(sys.modules["pandas"])
-    _BASE["warnings"] = list(warnings.filters)
-    _BASE["modules"] = set(sys.modules)
 
 
 def begin(env: Mapping[str, str], cwd: str | None) -> None:
@@ -135,11 +138,14 @@ def _trim_memory() -> None:
 def reset() -> None:
     """Put the kernel back as :func:`baseline` and :func:`warm_up` found it: user namespace and
     module aliases, figures and rcParams, pandas options, warning filters, ``sys.path``,
-    working directory and environment. ``sys.argv`` is left alone (:func:`check` verifies it)."""
+    working directory and environment, matplotlib's backend. ``sys.argv`` is left alone
+    (:func:`check` verifies it)."""
     shell = _shell()
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close("all")
+        if "backend" in _BASE and plt.get_backend() != _BASE["backend"]:
+            plt.switch_backend(_BASE["backend"])
     mpl = sys.modules.get("matplotlib")
     if mpl is not None and "rc" in _BASE:
         with warnings.catch_warnings():
@@ -192,13 +198,15 @@ def check() -> None:
     mpl = sys.modules.get("matplotlib")
     if mpl is not None:
         if "rc" not in _BASE:
-            problems.append("matplotlib was imported after the warm-up: its rcParams cannot be restored")
+            problems.append("matplotlib was imported after the baseline: its rcParams cannot be restored")
         elif _rc_snapshot(mpl) != _BASE["rc"]:
             diff = [k for k, v in _rc_snapshot(mpl).items() if _BASE["rc"].get(k) != v]
             problems.append(f"matplotlib rcParams differ: {', '.join(diff[:10])}")
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None and plt.get_fignums():
             problems.append(f"{len(plt.get_fignums())} matplotlib figure(s) open")
+        if "backend" in _BASE and mpl.get_backend() != _BASE["backend"]:
+            problems.append(f"matplotlib backend {mpl.get_backend()} (fresh: {_BASE['backend']})")
     pd = sys.modules.get("pandas")
     if pd is not None and "pandas" in _BASE:
         now = pandas_options(pd)

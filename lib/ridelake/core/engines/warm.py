@@ -164,14 +164,23 @@ class _Kernel:
         """Run ``kernelside.<expr>`` in the kernel, silently.
 
         Raises:
-            KernelProblem: it raised, or no reply came within ``timeout`` seconds.
+            KernelProblem: it raised; no reply came within ``timeout`` seconds; the kernel died;
+                or the engine is closing.
         """
-        try:
-            reply = _run(self.kc.execute_interactive(
-                f"{_KERNELSIDE}.{expr}", silent=True, store_history=False, timeout=timeout,
-                output_hook=lambda msg: None, allow_stdin=False))
-        except TimeoutError:
-            raise KernelProblem(f"the kernel did not answer within {timeout:g} s") from None
+        msg_id = self.kc.execute(f"{_KERNELSIDE}.{expr}", silent=True, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                reply = _run(self.kc.get_shell_msg(timeout=0.25))
+            except queue.Empty:
+                self._abort_if_closing()
+                if not self._alive():
+                    raise KernelProblem("the kernel died") from None
+                if time.monotonic() > deadline:
+                    raise KernelProblem(f"the kernel did not answer within {timeout:g} s") from None
+                continue
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                break
         content = reply.get("content", {})
         if content.get("status") != "ok":
             raise KernelProblem(f"{content.get('ename', 'error')}: {content.get('evalue', '')}".strip())
@@ -194,9 +203,9 @@ class _Kernel:
             self.kc.start_channels()
             _run(self.kc.wait_for_ready(timeout=eng.start_timeout))
             self._abort_if_closing()
-            self._call("baseline()", eng.call_timeout)
             self._call(f"warm_up({list(eng.preload)!r})", max(eng.call_timeout, eng.start_timeout))
             self._abort_if_closing()
+            self._call("baseline()", eng.call_timeout)
             self._call("check()", eng.call_timeout)
         except Exception as exc:
             self._kill()
