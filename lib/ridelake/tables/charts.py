@@ -10,6 +10,7 @@ or writes tables.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Sequence
 
 import matplotlib.pyplot as plt
@@ -18,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 __all__ = [
     "rows_per_month",
@@ -70,7 +71,7 @@ def _money_axis(axis: Axis, bins: int = 6) -> None:
 
 def _count_axis(axis: Axis, bins: int | str = "auto") -> None:
     """Whole-number ticks (never 0.5, 1.5...) with thousands separators."""
-    axis.set_major_locator(MaxNLocator(nbins=bins, integer=True))
+    axis.set_major_locator(MaxNLocator(nbins=bins, integer=True, steps=[1, 2, 2.5, 5, 10]))
     axis.set_major_formatter(FuncFormatter(count))
 
 
@@ -119,6 +120,11 @@ def _legend_outside(fig: Figure, ax: Axes, title: str | None = None) -> None:
 def _month_bars(ax: Axes, frame: pd.DataFrame | pd.Series, colors: Sequence[str] | str, stacked: bool = False) -> None:
     """Bars per month with short month labels and whole-number ticks."""
     frame.plot.bar(ax=ax, stacked=stacked, color=colors, width=0.8, rot=0, legend=False)
+    if isinstance(frame, pd.Series):
+        tallest = float(frame.max())
+    else:
+        tallest = float(frame.sum(axis=1).max() if stacked else frame.max().max())
+    ax.set_ylim(0, max(tallest, 1) * 1.08)  # headroom: the tallest bar does not touch the frame
     ax.set_xticks(range(len(frame.index)), month_labels(frame.index))
     ax.tick_params(axis="x", labelsize=9)
     _count_axis(ax.yaxis)
@@ -151,7 +157,9 @@ def delivery_overview(accepted: pd.DataFrame, rejected: pd.DataFrame, source_fil
     """A prepared delivery: accepted and rejected rows per month, accepted rows by status.
 
     Args:
-        accepted: the accepted rows (``extraction_month``, ``booking_status``).
+        accepted: the accepted rows (``extraction_month``, ``booking_status``), or their counts:
+            the same columns plus ``rows`` (one row per month and status, as
+            ``PreparedDelivery.accepted_counts`` holds them).
         rejected: the rejected rows (``extraction_month``, null when the date did not parse).
         source_file: the file's name, for the title.
 
@@ -159,21 +167,24 @@ def delivery_overview(accepted: pd.DataFrame, rejected: pd.DataFrame, source_fil
         The Figure.
     """
     fig, (left, right) = _fig(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    weights = accepted["rows"] if "rows" in accepted.columns else pd.Series(1, index=accepted.index)
     by_month = pd.DataFrame({
-        "accepted": accepted.groupby("extraction_month").size(),
+        "accepted": weights.groupby(accepted["extraction_month"]).sum(),
         "rejected": rejected["extraction_month"].fillna("unknown").value_counts(),
     }).fillna(0).astype(int).sort_index()
     title = f"{source_file}: rows per booking month"
     if by_month.empty:
         _nothing(left, title, "booking month", "rows")
     else:
+        by_month.index = [("no\ndate" if m == "unknown" else m) for m in by_month.index]
         _month_bars(left, by_month, [_BLUE, _RED], stacked=True)
         left.set_title(title)
         left.set_xlabel("booking month")
         left.set_ylabel("rows")
-        handles, labels = left.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=8)
-    statuses = accepted["booking_status"].value_counts().sort_values()
+        # beside its own panel, outside the data (constrained layout makes the room)
+        left.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    statuses = weights.groupby(accepted["booking_status"]).sum().sort_values()
+    statuses = statuses[statuses > 0]
     if statuses.empty:
         _nothing(right, "accepted rows by booking status", "rows")
     else:
@@ -225,8 +236,10 @@ def customer_bookings(customer: pd.DataFrame) -> Figure:
         return fig
     ax.bar(counts.index.to_numpy(), counts.to_numpy(), color=_BLUE)
     ax.set_yscale("log")
+    decades = math.log10(max(float(counts.max()), 1.0) / max(float(counts.min()), 1.0))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)))
     ax.yaxis.set_major_formatter(FuncFormatter(count))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     _count_axis(ax.xaxis)
     ax.set_title(title)
     ax.set_xlabel("bookings per customer")
@@ -359,9 +372,10 @@ def customer_value(analytics: pd.DataFrame, top: int = 10) -> Figure:
 
 def busiest_locations(analytics: pd.DataFrame, top: int = 15) -> Figure:
     """The busiest pickup and drop locations."""
-    fig, (left, right) = _fig(1, 2, figsize=(12, 0.28 * top + 1.7))
+    fig, (left, right) = _fig(1, 2, figsize=(12, 0.28 * top + 1.9))
+    fig.suptitle("gold.location_analytics: the busiest locations")
     for ax, column, color, label in ((left, "pickups", _BLUE, "pickup"), (right, "dropoffs", _RED, "drop")):
-        title = f"gold.location_analytics: top {top} {label} locations"
+        title = f"top {top} {label} locations"
         best = analytics.nlargest(top, column).iloc[::-1]
         if best.empty:
             _nothing(ax, title, f"{column} (bookings)")
