@@ -28,7 +28,7 @@ OLDER_THAN ?= 7d
 # Options passed to every runner command, built from the variables above.
 RUN_OPTS := --params $(PARAMS) $(if $(J),-j $(J)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(if $(FORCE),--force)
 
-.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs lab test bench report history rollback maintain clean clean-warehouse
+.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs show lab test bench report history rollback maintain clean clean-warehouse
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -85,8 +85,11 @@ incremental: $(STAMP) ## bronze for one delivery, silver for its months, then go
 backfill: $(STAMP) ## rebuild silver and gold from what bronze holds
 	@$(PY) -m ridelake backfill $(RUN_OPTS) $(ARGS)
 
-runs: $(STAMP) ## list the run records under outputs/runs
-	@$(PY) -m ridelake runs
+runs: $(STAMP) ## list the run records, newest first (consecutive no-op runs on one line) [ARGS=--limit N]
+	@$(PY) -m ridelake runs $(ARGS)
+
+show: $(STAMP) ## one run's table, or the tables a rollback moved: make show [RUN=<run_id>] (default the latest)
+	@$(PY) -m ridelake show $(RUN) $(ARGS)
 
 report: $(STAMP) ## rebuild a run's HTML report (outputs/runs/<run>/index.html): make report [RUN=<run_id>] [NO_CODE=1]
 	@$(PY) -m ridelake report $(RUN) $(if $(NO_CODE),--no-code)
@@ -95,6 +98,7 @@ history: $(STAMP) ## a table's snapshots with run and notebook, newest first: ma
 	@$(PY) -m ridelake history $(TABLE) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(ARGS)
 
 rollback: $(STAMP) ## put every table a run changed back to before it: make rollback RUN=<run_id> [ARGS=--force]
+	@if [ -z "$(RUN)" ]; then echo "make rollback needs RUN=<id>: the run to undo; \`make runs\` lists the run ids (a unique prefix is enough)" >&2; exit 2; fi
 	@$(PY) -m ridelake rollback $(RUN) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(ARGS)
 
 maintain: $(STAMP) ## expire old snapshots, delete unreferenced files: make maintain [OLDER_THAN=7d] [ARGS=--dry-run]
