@@ -19,6 +19,8 @@ its kernels). A notebook whose inputs did not change since its last success on t
 ``up-to-date`` and does not run (see :mod:`ridelake.core.uptodate`); ``--force`` runs every selected one.
 Notebooks run on one warm kernel per worker, reset between notebooks (``--fresh-kernels``: a new
 kernel for each); ``--cell-timeout S`` fails (and retries) an attempt whose cell runs longer.
+``--executor dask [--scheduler tcp://HOST:PORT]`` runs each notebook as a task on a Dask cluster
+(default: a LocalCluster of ``-j`` workers for the run; see :mod:`ridelake.core.engines.dask`).
 
 Exit statuses: 0 every notebook succeeded or was up-to-date; 1 a notebook failed or was skipped; 2 a usage,
 parameter, selection or configuration error (nothing ran); 3 the warehouse is locked by another
@@ -120,8 +122,22 @@ def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         stages, flags = [Stage("run", tuple(args.selectors), per_month=True, max_months=None)], {}
     else:
         stages, flags = recipe.plan(args)
-    result = execute(_request(args, stages, flags, argv), RideBookings())
-    return result.exit_code
+    request, project = _request(args, stages, flags, argv), RideBookings()
+    executor = args.executor or ("dask" if args.scheduler else "local")
+    if executor == "local" and args.scheduler:
+        raise ParameterError("--scheduler is the Dask scheduler: use it with --executor dask")
+    if executor == "local" or args.dry_run:
+        return execute(request, project).exit_code
+    from ridelake.core.engines.dask import DaskExecutor  # lazy: distributed is heavy, only for this executor
+
+    os.environ.setdefault("RIDELAKE_WAREHOUSE", project.warehouse())  # spelled out for workers elsewhere
+    pool = DaskExecutor.start(args.scheduler, args.jobs, root=project.root, fresh_kernels=args.fresh_kernels,
+                              cell_timeout=args.cell_timeout)
+    try:
+        request.jobs = pool.slots
+        return execute(request, project, executor=pool).exit_code
+    finally:
+        pool.close()
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -163,6 +179,11 @@ def _runner_options() -> argparse.ArgumentParser:
     o.add_argument("--cell-timeout", type=float, metavar="S",
                    help="seconds a notebook cell may run; past it the attempt fails and is retried on a "
                         "new kernel (default: no limit)")
+    o.add_argument("--executor", choices=("local", "dask"),
+                   help="where notebooks run: local kernels (default), or tasks on a Dask cluster")
+    o.add_argument("--scheduler", metavar="URL",
+                   help="the Dask scheduler (tcp://HOST:PORT) for --executor dask (default: a LocalCluster "
+                        "of -j worker processes on 127.0.0.1 for the run)")
     return common
 
 
