@@ -65,6 +65,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ridelake.core.codehash import ModuleGraph, notebook_hash
 from ridelake.core.dag import NotebookSpec, Pipeline
+from ridelake.core.engine import Outcome
 from ridelake.core.files import iso, write_atomic
 from ridelake.core.project import SnapshotSource, file_identity
 from ridelake.core.protocol import Status
@@ -79,6 +80,7 @@ __all__ = [
     "Decision",
     "StateStore",
     "UpToDate",
+    "record_success",
 ]
 
 #: 2: the code part covers the imported modules only; markdown no longer counts.
@@ -388,3 +390,51 @@ class UpToDate(Listener):
             "reads": reads,
             "writes": writes,
         }
+
+
+@dataclass(frozen=True)
+class _Execution:
+    """A planned execution as :meth:`UpToDate.add` takes it."""
+
+    key: str
+    spec: NotebookSpec
+    params: Mapping[str, Any]
+
+
+def record_success(pipeline: Pipeline, store: StateStore, snapshots: SnapshotSource, *, key: str,
+                   params: Mapping[str, Any], run_id: str, receipts: Sequence[Mapping[str, Any]],
+                   file_params: Sequence[str] = (), modules: ModuleGraph | None = None) -> dict[str, Any] | None:
+    """Record a success that happened outside the runner (a notebook run by hand that wrote its
+    table) exactly as a run records one of its own: the fingerprint now (code, imported modules,
+    :func:`params_hash` of ``params``, file identities, declared reads), the snapshots the
+    receipts show it read and wrote; the notebook's other entries are dropped and the state saved.
+
+    So the next run finds the notebook up-to-date when nothing changed since, and reruns what
+    reads the tables it wrote. The caller holds the warehouse lock.
+
+    Args:
+        pipeline: the DAG.
+        store: the warehouse's state.
+        snapshots: where current snapshot ids come from.
+        key: the execution key (``silver/customer``).
+        params: the values a run would pass the notebook for the same result.
+        run_id: the run id recorded with the entry (and tagged on its snapshots).
+        receipts: its read and write receipts (``op``, ``table``, ``snapshot_id``).
+        file_params: parameters whose value names a file.
+        modules: the package's import graph (default :data:`LIB_DIR`).
+
+    Returns:
+        The entry recorded, or None when none could be (the fingerprint could not be computed, or
+        the state file not written: the next run then simply runs the notebook).
+    """
+    fresh = UpToDate(pipeline, store, snapshots, run_id, file_params=file_params, modules=modules)
+    fresh.add([_Execution(key, pipeline.spec(key.split("@", 1)[0]), dict(params))])
+    fresh.decisions[key] = fresh.evaluate(key)
+    if fresh.decisions[key].fingerprint is None:  # an entry it had no longer matches its new snapshot
+        return None
+    now = time.time()
+    fresh.on_finish(NodeState(key, status=Status.SUCCEEDED.value,
+                              outcome=Outcome(True, now, now, receipts=[dict(r) for r in receipts])))
+    if fresh.save_error is not None:
+        return None
+    return store.entries.get(key)

@@ -21,7 +21,11 @@ from ridelake.core.project import Partitions, SnapshotSource, project_root
 from ridelake.errors import ParameterError
 from ridelake.tables import catalog, config, source
 
-__all__ = ["RideBookings", "CatalogSnapshots", "PARTITION_BYTES"]
+__all__ = ["RideBookings", "CatalogSnapshots", "PARTITION_BYTES", "WRITE"]
+
+#: The parameter that makes a notebook write its table (``write = False`` in every parameters
+#: cell; the runner always passes True).
+WRITE = "write"
 
 #: A whole run partitions by month a delivery file at least this large (about 750,000 rows).
 PARTITION_BYTES = 128 * 2**20
@@ -121,7 +125,15 @@ class RideBookings:
     def resolve_params(self, params: Mapping[str, Any], overrides: Mapping[str, Any],
                        today: dt.date | None = None) -> dict[str, Any]:
         """Contract names are validated (dates, months); ``extraction_date: null`` becomes today
-        (UTC); ``source_file`` becomes absolute. Other names pass through as given."""
+        (UTC); ``source_file`` becomes absolute; ``write`` is always True (a run writes its tables:
+        a notebook opened by hand defaults to ``write = False`` and only shows what it would
+        write). Other names pass through as given."""
+        for where, values in (("the parameters file", params), ("-p", overrides)):
+            if WRITE in values and values[WRITE] is not True:
+                raise ParameterError(
+                    f"{WRITE}={values[WRITE]!r} in {where}: a run always writes its tables ({WRITE}=True). "
+                    "To see what a notebook would write without writing, open it in JupyterLab: it runs "
+                    f"with {WRITE} = False; or use --dry-run to see what a run would execute")
         out = dict(params)
         known = {k: v for k, v in overrides.items() if k in config.PARAMETER_NAMES}
         out.update(config.validate_params(known))
@@ -130,6 +142,7 @@ class RideBookings:
             out["extraction_date"] = (today or config.today_utc()).isoformat()
         if out.get("source_file") is not None:
             out["source_file"] = _absolute_source(out["source_file"], Path(self.root), "source_file" in known)
+        out[WRITE] = True
         return out
 
     def check_params(self, params_by_key: Mapping[str, Mapping[str, Any]]) -> None:

@@ -4,12 +4,20 @@ The catalog is a pyiceberg ``SqlCatalog`` named ``ridelake`` (docs/contract.md Â
 boundary in one convention: dates as ``datetime64`` at midnight, times as ``datetime.time``,
 timestamps as UTC ``datetime64``. Writes cast to the table's Arrow schema (microsecond
 timestamps), carry provenance snapshot properties and leave a receipt for the runner.
+
+A notebook's write cell passes its ``write`` parameter to :func:`replace_rows`: ``False`` (the
+default of a notebook opened by hand) shows what the write would change and writes nothing
+(:mod:`ridelake.tables.writes`); ``True`` (what the runner passes) writes. A write with ``True``
+outside the runner is tagged and recorded as an interactive run
+(:mod:`ridelake.tables.interactive`).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import socket
 import threading
 import warnings
 from dataclasses import asdict, dataclass
@@ -18,8 +26,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
 
+from ridelake.core.files import current_user
 from ridelake.core.protocol import ENV
-from ridelake.tables import config
+from ridelake.tables import config, writes
 from ridelake.errors import CatalogError
 from ridelake.tables.schemas import NAMESPACES, TABLES, TableSpec, table_spec
 
@@ -37,7 +46,9 @@ __all__ = [
     "month_filter",
     "to_arrow",
     "write_table",
+    "preview_write",
     "replace_rows",
+    "session_receipts",
     "snapshot_id",
     "eq_filter",
     "in_filter",
@@ -48,6 +59,9 @@ RECEIPT_ENV = ENV.RECEIPT_FILE
 
 _lock = threading.Lock()
 _catalogs: dict[tuple[str, str], Any] = {}
+#: Every receipt of this process, with its warehouse (an interactive write records the snapshots
+#: its notebook read).
+_session: list[tuple[str, dict[str, Any]]] = []
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,11 @@ class WriteResult:
     rows_deleted: int
     snapshot_id: int | None
     operation: str
+
+    def summary(self) -> str:
+        """One line for the notebook: rows written and replaced, the new snapshot."""
+        return (f"{self.table}: wrote {self.rows_written:,} rows, replaced {self.rows_deleted:,}; "
+                f"snapshot {self.snapshot_id}")
 
 
 def _warehouse_uri(location: str) -> str:
@@ -215,6 +234,7 @@ def snapshot_id(identifier: str) -> int | None:
 
 
 def _receipt(record: dict[str, Any]) -> None:
+    _session.append((config.warehouse_location(), dict(record)))
     path = os.environ.get(RECEIPT_ENV)
     if not path:
         return
@@ -385,16 +405,20 @@ def write_table(
     frame: pd.DataFrame,
     overwrite_filter: Any = None,
     replace_all: bool = False,
+    provenance: dict[str, str] | None = None,
 ) -> WriteResult:
     """Write a frame: append, replace the rows matching a filter, or replace the whole table.
 
-    Each call is one Iceberg commit, carrying the runner's provenance as snapshot properties.
+    Each call is one Iceberg commit, carrying the runner's provenance as snapshot properties
+    (run id, notebook, parameters hash), the table, and the user and host that wrote it.
 
     Args:
         identifier: the target table.
         frame: the rows to add (every column of the table).
         overwrite_filter: delete the rows matching this expression in the same commit.
         replace_all: replace every row of the table (ignores ``overwrite_filter``).
+        provenance: the run id, notebook and parameters hash properties to use instead of the
+            runner's environment (an interactive write).
 
     Returns:
         A :class:`WriteResult`.
@@ -404,7 +428,9 @@ def write_table(
     table = load_table(identifier)
     data = to_arrow(identifier, frame)
     before = table.current_snapshot()
-    props = {config.PROP_TABLE: identifier, **config.run_context()}
+    props = {config.PROP_TABLE: identifier, config.PROP_USER: current_user() or "?",
+             config.PROP_HOST: socket.gethostname(),
+             **(config.run_context() if provenance is None else provenance)}
     if replace_all or overwrite_filter is not None:
         flt = AlwaysTrue() if replace_all else overwrite_filter
         with warnings.catch_warnings():
@@ -434,21 +460,78 @@ def _deleted_since(table: Any, before: int | None) -> int:
     return total
 
 
-def replace_rows(identifier: str, frame: pd.DataFrame, where: dict[str, Any]) -> WriteResult:
+def preview_write(identifier: str, frame: pd.DataFrame, overwrite_filter: Any = None,
+                  replace_all: bool = False) -> writes.WritePreview:
+    """What :func:`write_table` with these arguments would change, writing nothing.
+
+    Args:
+        identifier: the target table.
+        frame: the rows the write would add.
+        overwrite_filter: the rows it would delete (None: an append deletes nothing).
+        replace_all: it would replace every row.
+
+    Returns:
+        A :class:`~ridelake.tables.writes.WritePreview`, comparing by the table's key.
+    """
+    from pyiceberg.expressions import AlwaysTrue
+
+    spec = table_spec(identifier)
+    new = to_arrow(identifier, frame).to_pandas(date_as_object=False)
+    snap = load_table(identifier).current_snapshot()
+    total = int((snap.summary.additional_properties if snap and snap.summary else {}).get("total-records", 0) or 0)
+    if replace_all or overwrite_filter is not None:
+        old = read_table(identifier, row_filter=AlwaysTrue() if replace_all else overwrite_filter)
+    else:
+        old = new.iloc[0:0]
+    added, replaced, changed, removed, sample = writes.compare(spec.key, old, new)
+    return writes.WritePreview(identifier, total, len(old), len(new), added, replaced, changed, removed, sample)
+
+
+def session_receipts(warehouse: str | None = None) -> list[dict[str, Any]]:
+    """Every read and write receipt this process made on a warehouse, oldest first (whether or
+    not a receipt file is set).
+
+    Args:
+        warehouse: the warehouse (default the configured one).
+    """
+    location = warehouse or config.warehouse_location()
+    return [dict(r) for wh, r in _session if wh == location]
+
+
+def replace_rows(identifier: str, frame: pd.DataFrame, where: dict[str, Any],
+                 write: bool | None = None) -> WriteResult | writes.WritePreview:
     """Replace the rows matching every ``column: value(s)`` condition with ``frame``, in one commit.
 
     Args:
         identifier: the target table.
         frame: the new rows.
         where: column to a value or a collection of values (IN); an empty collection matches nothing.
+        write: a notebook's ``write`` parameter. ``False``: write nothing; show and return what
+            the write would change (:func:`preview_write`). ``True``: write and show what was
+            written; outside the runner (no ``RIDELAKE_RUN_ID``) the write is tagged and recorded
+            as an interactive run (:func:`ridelake.tables.interactive.write`). None (code and
+            tests): write, show nothing.
 
     Returns:
-        A :class:`WriteResult`.
+        A :class:`WriteResult`, or for ``write=False`` a :class:`~ridelake.tables.writes.WritePreview`.
     """
     from pyiceberg.expressions import And, AlwaysTrue
 
+    if write is not None and not isinstance(write, bool):
+        raise CatalogError(f"{identifier}: write must be True or False, got {write!r}")
     expr: Any = AlwaysTrue()
     for column, value in where.items():
         part = in_filter(column, value) if isinstance(value, (list, tuple, set, frozenset)) else eq_filter(column, value)
         expr = part if isinstance(expr, AlwaysTrue) else And(expr, part)
-    return write_table(identifier, frame, overwrite_filter=expr)
+    if write is None:
+        return write_table(identifier, frame, overwrite_filter=expr)
+    if write and not os.environ.get(ENV.RUN_ID):
+        # Imported by name, only here: the recorder brings the run core (freshness, run records,
+        # the lock) that a runner's kernel never needs, and it records a write without changing
+        # what the notebook computes, so it is not part of the notebooks' code fingerprint.
+        recorder = importlib.import_module("ridelake.tables.interactive")
+        return recorder.write(identifier, lambda props: write_table(identifier, frame, overwrite_filter=expr,
+                                                                    provenance=props))
+    result = write_table(identifier, frame, overwrite_filter=expr) if write else preview_write(identifier, frame, expr)
+    writes.show(result)
+    return result

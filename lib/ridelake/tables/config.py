@@ -28,6 +28,8 @@ __all__ = [
     "PROP_NOTEBOOK",
     "PROP_PARAMS_HASH",
     "PROP_TABLE",
+    "PROP_USER",
+    "PROP_HOST",
     "PARAMETER_NAMES",
     "RunParams",
     "project_root",
@@ -48,6 +50,8 @@ CATALOG_NAME = "ridelake"
 #: Snapshot properties every write carries (``history`` and ``rollback`` read them).
 PROP_RUN_ID, PROP_NOTEBOOK, PROP_PARAMS_HASH, PROP_TABLE = (
     "ridelake.run-id", "ridelake.notebook", "ridelake.params-hash", "ridelake.table")
+#: Who made a write, and on which machine (every write carries them too).
+PROP_USER, PROP_HOST = "ridelake.user", "ridelake.host"
 #: The run parameters of docs/contract.md §7, with these exact names everywhere.
 PARAMETER_NAMES = ("source_file", "extraction_date", "extraction_month", "target_date")
 

@@ -1,0 +1,232 @@
+"""Interactive runs are safe and recorded (issue 9.2).
+
+A notebook opened by hand runs with ``write = False``: its write cell shows what it would change
+and writes nothing. With ``write = True`` outside the runner the write is tagged and recorded as
+an ``interactive-…`` run (run.json, history, rollback) and leaves the freshness entry a run would,
+so the next pipeline reruns only what reads its new snapshot.
+
+The fast tests call the write functions directly on a throw-away warehouse and a copy of the
+project's notebooks. The slow test does what JupyterLab does: it starts the ``ridelake`` kernel
+in a notebook's folder and executes the code cells one by one through a KernelClient, on a small
+generated sample warehouse, then runs the whole pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ridelake import cli
+from ridelake.core.dag import load_pipeline
+from ridelake.core.lock import WarehouseLock, lock_path
+from ridelake.core.manifest import latest_run_id, read_run, runs_dir
+from ridelake.core.runner import plan_stage, resolve_params
+from ridelake.core.runner import Stage
+from ridelake.core.uptodate import StateStore, UpToDate, params_hash, record_success, state_path
+from ridelake.errors import CatalogError, LockError, ParameterError
+from ridelake.ops import lineage, maintenance
+from ridelake.tables import catalog, config, interactive, writes
+from ridelake.tables.adapter import RideBookings
+from test_lineage import NOW, dim
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path: Path, warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project's notebooks and parameters beside a throw-away warehouse."""
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    shutil.copytree(ROOT / "params", root / "params")
+    monkeypatch.setenv("RIDELAKE_HOME", str(root))
+    monkeypatch.chdir(root / "notebooks" / "silver")  # where JupyterLab starts a notebook's kernel
+    return root
+
+
+def props(table: str) -> dict[str, str]:
+    snap = catalog.load_table(table).current_snapshot()
+    return dict(snap.summary.additional_properties)
+
+
+# -- the preview ------------------------------------------------------------------------------
+
+def test_compare_counts_added_replaced_changed_and_removed_by_key() -> None:
+    old = pd.DataFrame({"id": [1, 2, 3, 4], "name": ["a", "b", "c", None], "updated_at": [NOW] * 4})
+    new = pd.DataFrame({"id": [2, 3, 4, 5], "name": ["b", "C", None, "e"], "updated_at": [NOW + pd.Timedelta("1h")] * 4})
+
+    added, replaced, changed, removed, sample = writes.compare(["id"], old, new)
+
+    # 5 is new, 2/3/4 replace a row (only 3 has another value: updated_at does not count, None == None),
+    # 1 is gone
+    assert (added, replaced, changed, removed) == (1, 3, 1, 1)
+    assert sample.to_dict("records") == [{"id": 3, "change": "changed", "columns": "name"},
+                                         {"id": 5, "change": "added", "columns": ""},
+                                         {"id": 1, "change": "removed", "columns": ""}]
+    same = writes.compare(["id"], old, old.copy())
+    assert same[:4] == (0, 4, 0, 0) and same[4].empty
+
+
+def test_write_false_writes_nothing_and_shows_what_it_would_change(project, capsys) -> None:
+    catalog.write_table("silver.vehicle_type", dim(["Auto", "Bike", "Cab"]), replace_all=True)
+    before = catalog.snapshot_id("silver.vehicle_type")
+    frame = dim(["Auto", "Bike", "eBike", "Van"])   # ids 1-4: Cab (3) renamed eBike, Van (4) new
+
+    result = catalog.replace_rows("silver.vehicle_type", frame, {}, write=False)
+
+    assert isinstance(result, writes.WritePreview)
+    assert catalog.snapshot_id("silver.vehicle_type") == before
+    assert sorted(catalog.read_table("silver.vehicle_type")["name"]) == ["Auto", "Bike", "Cab"]
+    assert (result.rows_before, result.rows_in_scope, result.rows_written, result.rows_after) == (3, 3, 4, 4)
+    assert (result.added, result.replaced, result.changed, result.removed) == (1, 3, 1, 0)
+    assert result.sample[["vehicle_type_id", "change", "columns"]].values.tolist() == [
+        [3, "changed", "name"], [4, "added", ""]]
+    out = capsys.readouterr().out
+    assert "silver.vehicle_type: nothing written (write = False)" in out
+    assert "add 1 row(s), replace 3 (1 with other values) and remove 0" in out and "3 -> 4 rows" in out
+    assert "set write = True in the parameters cell" in out
+    assert not runs_dir(project).exists()  # and nothing recorded
+
+    # a write scoped to some rows compares only with those
+    catalog.write_table("silver.booking_status", dim(["Completed", "Cancelled"], "booking_status_id"),
+                        replace_all=True)
+    scoped = catalog.replace_rows("silver.booking_status", dim(["Completed"], "booking_status_id"),
+                                  {"name": ["Completed", "Cancelled"]}, write=False)
+    assert (scoped.rows_in_scope, scoped.added, scoped.replaced, scoped.removed) == (2, 0, 1, 1)
+    with pytest.raises(CatalogError, match="write must be True or False"):
+        catalog.replace_rows("silver.vehicle_type", frame, {}, write="yes")
+
+
+def test_write_true_in_a_run_is_a_plain_tagged_write(project, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("RIDELAKE_RUN_ID", "20260101T000000Z-0000")
+    monkeypatch.setenv("RIDELAKE_NOTEBOOK", "silver/vehicle_type")
+    monkeypatch.setenv("RIDELAKE_PARAMS_HASH", "p" * 64)
+
+    result = catalog.replace_rows("silver.vehicle_type", dim(["Auto"]), {}, write=True)
+
+    assert isinstance(result, catalog.WriteResult) and result.rows_written == 1
+    p = props("silver.vehicle_type")
+    assert (p[config.PROP_RUN_ID], p[config.PROP_NOTEBOOK], p[config.PROP_PARAMS_HASH]) == (
+        "20260101T000000Z-0000", "silver/vehicle_type", "p" * 64)
+    assert p[config.PROP_HOST] and p[config.PROP_USER]
+    assert "silver.vehicle_type: wrote 1 rows, replaced 0" in capsys.readouterr().out
+    assert not runs_dir(project).exists()  # the runner keeps its own record
+
+
+# -- interactive writes -----------------------------------------------------------------------
+
+def _nodes(pipe, names):
+    params = resolve_params(RideBookings(), overrides={"extraction_date": "2024-12-31"})
+    return [n for n in plan_stage(pipe, Stage("run"), params) if n.spec.name in names]
+
+
+def test_an_interactive_write_is_tagged_recorded_up_to_date_and_undone_by_rollback(project, warehouse, capsys):
+    pipe = load_pipeline(project)
+    rb = RideBookings()
+    store_path = state_path(str(warehouse), project)
+    # a run wrote vehicle_type and then booking, which read it (what a run leaves in the state)
+    catalog.write_table("silver.vehicle_type", dim(["Auto", "Bike"]), replace_all=True)
+    runner_snap = catalog.snapshot_id("silver.vehicle_type")
+    for node in _nodes(pipe, {"silver/vehicle_type", "silver/booking"}):
+        wrote = [{"op": "write", "table": node.spec.table, "snapshot_id": catalog.snapshot_id(node.spec.table)}]
+        assert record_success(pipe, StateStore(store_path, str(warehouse)), rb.snapshots(), key=node.key,
+                              params=node.params, run_id="20260101T000000Z-0001", file_params=rb.file_params,
+                              receipts=[{"op": "read", "table": "silver.vehicle_type", "snapshot_id": runner_snap},
+                                        *wrote]) is not None
+    catalog.read_table("silver.vehicle_type")  # the notebook reads its own table (not an input)
+
+    result = catalog.replace_rows("silver.vehicle_type", dim(["Auto", "Bike", "eBike"]), {}, write=True)
+
+    # tagged like a runner write, plus who and where
+    p = props("silver.vehicle_type")
+    run_id = p[config.PROP_RUN_ID]
+    assert run_id.startswith("interactive-") and len(run_id) == len("interactive-20260101T000000Z-ab12")
+    assert p[config.PROP_NOTEBOOK] == "silver/vehicle_type"
+    assert p[config.PROP_PARAMS_HASH] == params_hash({"write": True})
+    assert p[config.PROP_USER] and p[config.PROP_HOST]
+    out = capsys.readouterr().out
+    assert "silver.vehicle_type: wrote 3 rows, replaced 2" in out
+    assert f"recorded as run {run_id}" in out and f"ridelake rollback {run_id}" in out
+
+    # recorded as a run
+    assert latest_run_id(runs_dir(project)) == run_id
+    assert (runs_dir(project) / run_id / "index.html").is_file()  # `latest` opens on it
+    run = read_run(runs_dir(project) / run_id)
+    assert (run.command, run.status, run.params, run.user) == ("interactive", "succeeded", {"write": True},
+                                                              p[config.PROP_USER])
+    [nb] = run.notebooks
+    assert (nb.name, nb.key, nb.status, nb.table, nb.rows_written) == (
+        "silver/vehicle_type", "silver/vehicle_type", "succeeded", "silver.vehicle_type", 3)
+    assert nb.writes == {"silver.vehicle_type": result.snapshot_id}
+    assert [(t.table, t.from_snapshot, t.to_snapshot, t.rows_before, t.rows_after) for t in run.tables] == [
+        ("silver.vehicle_type", runner_snap, result.snapshot_id, 2, 3)]
+
+    # the next run keeps the notebook (up-to-date) and reruns what reads its new snapshot
+    fresh = UpToDate(pipe, StateStore(store_path, str(warehouse)), rb.snapshots(), "next",
+                     file_params=rb.file_params)
+    fresh.add(_nodes(pipe, {"silver/vehicle_type", "silver/booking"}))
+    writer, reader = fresh.evaluate("silver/vehicle_type"), fresh.evaluate("silver/booking")
+    assert (writer.run, writer.reason, writer.since) == (False, "up-to-date", run_id), writer.reason
+    assert (reader.run, reader.reason) == (True, "silver.vehicle_type changed")
+
+    # history shows it; rollback undoes it
+    hist = lineage.history("silver.vehicle_type")
+    assert hist.loc[hist["current"], "run_id"].tolist() == [run_id]
+    assert hist.loc[hist["current"], "notebook"].tolist() == ["silver/vehicle_type"]
+    assert cli.main(["rollback", run_id]) == 0
+    assert catalog.snapshot_id("silver.vehicle_type") == runner_snap
+    assert sorted(catalog.read_table("silver.vehicle_type")["name"]) == ["Auto", "Bike"]
+
+
+def test_interactive_parameters_hash_like_the_runners_for_the_defaults(project) -> None:
+    pipe = load_pipeline(project)
+    rb = RideBookings()
+    run_params = resolve_params(rb)  # params/default.yaml, as `make pipeline` resolves it
+    for name in ("bronze/customer", "silver/booking", "gold/daily_booking_summary", "gold/customer_analytics"):
+        spec = pipe.spec(name)
+        [node] = [n for n in plan_stage(pipe, Stage("run"), run_params) if n.key == name]
+        mine = interactive.runner_params(rb, spec, interactive.notebook_values(spec, {}))  # the cell's defaults
+        assert mine == dict(node.params) and params_hash(mine) == params_hash(node.params), name
+    spec = pipe.spec("bronze/customer")
+    assert interactive.notebook_values(spec, {"extraction_month": "2024-03"})["extraction_month"] == "2024-03"
+    month = interactive.runner_params(rb, spec, {"source_file": "data/ncr_ride_bookings.csv",
+                                                 "extraction_date": "2024-12-31", "extraction_month": "2024-03"})
+    assert month == {"source_file": str(project / "data" / "ncr_ride_bookings.csv"),
+                     "extraction_date": "2024-12-31", "extraction_month": "2024-03", "write": True}
+
+
+def test_the_runner_always_passes_write_true(project) -> None:
+    rb = RideBookings()
+    assert rb.resolve_params({}, {})["write"] is True
+    assert resolve_params(rb, overrides={"write": "true"})["write"] is True
+    with pytest.raises(ParameterError, match="a run always writes its tables"):
+        resolve_params(rb, overrides={"write": "false"})
+    with pytest.raises(ParameterError, match="parameters file"):
+        rb.resolve_params({"write": False}, {})
+
+
+def test_an_interactive_write_refuses_while_a_run_holds_the_lock(project, warehouse) -> None:
+    catalog.bootstrap()
+    before = catalog.snapshot_id("silver.vehicle_type")
+    lock = WarehouseLock(lock_path(str(warehouse), project), "20260101T000000Z-busy", warehouse=str(warehouse))
+    lock.acquire()
+    try:
+        with pytest.raises(LockError, match="20260101T000000Z-busy"):
+            catalog.replace_rows("silver.vehicle_type", dim(["Auto"]), {}, write=True)
+    finally:
+        lock.release()
+    assert catalog.snapshot_id("silver.vehicle_type") == before
+    assert not runs_dir(project).exists()
+
+
+def test_a_table_no_notebook_writes_cannot_be_written_interactively() -> None:
+    pipe = types.SimpleNamespace(writers=lambda table: [], source="pipeline.yaml")
+    with pytest.raises(CatalogError, match="no notebook"):
+        interactive.notebook_for(pipe, "silver.nothing")
