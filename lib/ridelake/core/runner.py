@@ -49,7 +49,7 @@ from ridelake.core.project import Project
 from ridelake.core.protocol import ENV, RunStatus
 from ridelake.core.files import relative
 from ridelake.core.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
-from ridelake.core.progress import Progress, summary_table
+from ridelake.core.progress import Progress, reason_text, summary_table
 from ridelake.core.scheduler import (
     FAILED,
     PENDING,
@@ -402,7 +402,8 @@ def _print_plan(out: TextIO, pipeline: Pipeline, stages: Sequence[tuple[Stage, l
                            for k, v in by_key[key].params.items()]
                 line = f"    {key:<34} {', '.join(shown_p)}".rstrip()
                 if fresh is not None and key in fresh:
-                    line = f"{line:<58} " + ("[up-to-date]" if not fresh[key].run else f"[runs: {fresh[key].reason}]")
+                    why = "[up-to-date]" if not fresh[key].run else f"[runs: {reason_text(fresh[key].reason)}]"
+                    line = f"{line:<58} {why}"
                 out.write(line + "\n")
         plan["stages"].append({"label": stage.label, "waves": waves})
     return plan
