@@ -13,6 +13,7 @@ generated sample warehouse, then runs the whole pipeline.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -210,6 +211,10 @@ def test_the_runner_always_passes_write_true(project) -> None:
         resolve_params(rb, overrides={"write": "false"})
     with pytest.raises(ParameterError, match="parameters file"):
         rb.resolve_params({"write": False}, {})
+    # a parameters file's dates are read by YAML as dates: they reach the notebooks as text
+    assert rb.resolve_params({"extraction_date": dt.date(2024, 12, 31)}, {})["extraction_date"] == "2024-12-31"
+    with pytest.raises(ParameterError, match="extraction_month"):
+        rb.resolve_params({"extraction_month": "March"}, {})
 
 
 def test_an_interactive_write_refuses_while_a_run_holds_the_lock(project, warehouse) -> None:
@@ -230,3 +235,127 @@ def test_a_table_no_notebook_writes_cannot_be_written_interactively() -> None:
     pipe = types.SimpleNamespace(writers=lambda table: [], source="pipeline.yaml")
     with pytest.raises(CatalogError, match="no notebook"):
         interactive.notebook_for(pipe, "silver.nothing")
+
+
+# -- through a kernel, the way JupyterLab runs a notebook ---------------------------------------
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: no ridelake variables (no run, the default warehouse)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIDELAKE_")}
+    return {**env, **extra}
+
+
+def _ridelake(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "ridelake", *args], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc
+
+
+def _run_cells(notebook: Path, env: dict[str, str], parameters: str | None = None) -> str:
+    """Start the ridelake kernel in the notebook's folder and execute its code cells one by one
+    (as JupyterLab's Run All does), the parameters cell edited in the browser (not saved) when
+    ``parameters`` is given. Returns the text the cells showed."""
+    from jupyter_client.manager import start_new_kernel
+
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    cells = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            source = "".join(cell["source"])
+            if parameters is not None and "parameters" in (cell["metadata"].get("tags") or []):
+                source = parameters
+            cells.append(source)
+    km, kc = start_new_kernel(kernel_name="ridelake", cwd=str(notebook.parent), env=env, startup_timeout=120)
+    shown: list[str] = []
+
+    def collect(msg: dict) -> None:
+        content = msg["content"]
+        if msg["msg_type"] == "stream":
+            shown.append(content["text"])
+        elif msg["msg_type"] in ("display_data", "execute_result"):
+            shown.append(content["data"].get("text/plain", "") + "\n")
+        elif msg["msg_type"] == "error":
+            shown.append("\n".join(content["traceback"]))
+
+    try:
+        for source in cells:
+            reply = kc.execute_interactive(source, timeout=300, output_hook=collect)
+            assert reply["content"]["status"] == "ok", "".join(shown)[-3000:]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return "".join(shown)
+
+
+def _statuses(project: Path) -> dict[str, str]:
+    run = read_run(runs_dir(project) / latest_run_id(runs_dir(project)))
+    return {nb.key: nb.status for nb in run.notebooks}
+
+
+@pytest.mark.slow
+def test_a_notebook_run_in_a_kernel_previews_then_writes_a_recorded_run(tmp_path: Path, monkeypatch) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from ridelake.tables.generate import write_csv
+
+    try:
+        KernelSpecManager().get_kernel_spec("ridelake")
+    except NoSuchKernel:
+        pytest.skip("the ridelake kernel is not installed (make venv)")
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "notebooks", project / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(ROOT / "params", project / "params")
+    # a copy of lib/ imported first (runner and kernels): its hash cannot change under the test
+    shutil.copytree(ROOT / "lib", project / "lib", ignore=shutil.ignore_patterns("__pycache__"))
+    params = project / "params" / "default.yaml"  # a fixed extraction date: the test may cross midnight
+    params.write_text(params.read_text().replace("extraction_date: null", "extraction_date: 2024-12-31"))
+    write_csv(project / "data" / "ncr_ride_bookings.csv", rows=300, seed=11)
+    env = _clean_env(PYTHONPATH=os.pathsep.join([str(project / "lib"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    notebook = project / "notebooks" / "silver" / "customer.ipynb"
+
+    _ridelake(project, env, "run")  # make pipeline
+    assert set(_statuses(project).values()) == {"succeeded"}
+    monkeypatch.setenv("RIDELAKE_HOME", str(project))  # this process reads the same warehouse
+    monkeypatch.setenv("RIDELAKE_WAREHOUSE", str(project / "warehouse"))
+    before = catalog.snapshot_id("silver.customer")
+    state = state_path(str(project / "warehouse"), project)
+    state_before = state.read_bytes()
+    runs_before = sorted(p.name for p in runs_dir(project).iterdir())
+
+    # opened and run as it is: it computes, checks and shows what it would write; writes nothing
+    shown = _run_cells(notebook, env)
+    assert "silver.customer: nothing written (write = False)" in shown, shown[-3000:]
+    assert "it would leave every row as it is" in shown  # the same input gives the same customers
+    assert "set write = True in the parameters cell" in shown
+    assert catalog.snapshot_id("silver.customer") == before
+    assert state.read_bytes() == state_before
+    assert sorted(p.name for p in runs_dir(project).iterdir()) == runs_before
+
+    # write = True in the parameters cell: a tagged, recorded interactive run
+    parameters = "".join(c["source"] for c in json.loads(notebook.read_text())["cells"]
+                         if "parameters" in (c["metadata"].get("tags") or []))
+    shown = _run_cells(notebook, env, parameters.replace("write = False", "write = True"))
+    after = catalog.snapshot_id("silver.customer")
+    assert after != before
+    run_id = props("silver.customer")[config.PROP_RUN_ID]
+    assert run_id.startswith("interactive-") and f"recorded as run {run_id}" in shown, shown[-3000:]
+    assert "silver.customer: wrote" in shown
+    run = read_run(runs_dir(project) / run_id)
+    assert (run.command, run.notebooks[0].name, run.notebooks[0].writes) == (
+        "interactive", "silver/customer", {"silver.customer": after})
+    history = _ridelake(project, env, "history", "silver.customer").stdout
+    assert any(run_id in line and "silver/customer" in line for line in history.splitlines()), history
+
+    # the next `make pipeline` keeps silver/customer and reruns only what reads its new snapshot
+    _ridelake(project, env, "run")
+    statuses = _statuses(project)
+    ran = {key for key, status in statuses.items() if status == "succeeded"}
+    assert ran == load_pipeline(project).downstream("silver/customer"), statuses
+    assert statuses["silver/customer"] == "up-to-date"
+    assert {s for key, s in statuses.items() if key not in ran} == {"up-to-date"}
+    assert catalog.snapshot_id("silver.customer") == after
+
+    # and rollback undoes the interactive write
+    _ridelake(project, env, "rollback", run_id)
+    assert catalog.snapshot_id("silver.customer") == before

@@ -134,7 +134,8 @@ class RideBookings:
                     f"{WRITE}={values[WRITE]!r} in {where}: a run always writes its tables ({WRITE}=True). "
                     "To see what a notebook would write without writing, open it in JupyterLab: it runs "
                     f"with {WRITE} = False; or use --dry-run to see what a run would execute")
-        out = dict(params)
+        out = dict(params)  # a parameters file's values too: YAML reads 2024-12-31 as a date
+        out.update(config.validate_params({k: v for k, v in params.items() if k in config.PARAMETER_NAMES}))
         known = {k: v for k, v in overrides.items() if k in config.PARAMETER_NAMES}
         out.update(config.validate_params(known))
         out.update({k: v for k, v in overrides.items() if k not in config.PARAMETER_NAMES})
