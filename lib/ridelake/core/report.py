@@ -614,7 +614,8 @@ def _rows(build: _Build, common: str | None) -> list[dict[str, Any]]:
             muted.append(("not rendered", build.problems[key]))
         elif not page:
             muted.append(("not run" if status == SKIPPED else
-                          "no executed copy found" if status == UP_TO_DATE else "no output", ""))
+                          "no executed copy found" if status == UP_TO_DATE else
+                          "run by hand: no executed copy" if run.get("command") == "interactive" else "no output", ""))
         kept = None
         if status == UP_TO_DATE and nb.get("up_to_date_since"):
             source = str(nb["up_to_date_since"])
@@ -728,7 +729,8 @@ def _context(build: _Build, pipeline: Pipeline | None) -> dict[str, Any]:
         "dag": Markup(dag_svg(notebooks, hrefs, pipeline)) if notebooks else "",
         "gantt": Markup(gantt_svg(run, hrefs)) if any(nb.get("attempts") for nb in notebooks) else "",
         "legend": [(s, _colour(s)[0]) for s in shown], "rows": _rows(build, common),
-        "moved": moved, "left_alone": [(e.get("table", "?"), e.get("reason", "")) for e in run.get("skipped") or []],
+        "moved": moved, "moved_title": "Tables moved" if run.get("command") == "rollback" else "Tables written",
+        "left_alone": [(e.get("table", "?"), e.get("reason", "")) for e in run.get("skipped") or []],
         "params": [(k, _value(v, share)) for k, v in params.items()], "settings": settings,
         "variants": variants,
         "variant_text": " and ".join({"html": "with code", "html-no-code": "without code"}[v] for v in variants),
