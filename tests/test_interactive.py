@@ -91,7 +91,8 @@ def test_write_false_writes_nothing_and_shows_what_it_would_change(project, caps
         [3, "changed", "name"], [4, "added", ""]]
     out = capsys.readouterr().out
     assert "silver.vehicle_type: nothing written (write = False)" in out
-    assert "add 1 row(s), replace 3 (1 with other values) and remove 0" in out and "3 -> 4 rows" in out
+    assert ("The write would replace every row with 4: 1 added, 3 replaced (1 with other values), 0 removed; "
+            "the table would hold 4 rows (now 3)") in out
     assert "set write = True in the parameters cell" in out
     assert not runs_dir(project).exists()  # and nothing recorded
 
@@ -101,6 +102,13 @@ def test_write_false_writes_nothing_and_shows_what_it_would_change(project, caps
     scoped = catalog.replace_rows("silver.booking_status", dim(["Completed"], "booking_status_id"),
                                   {"name": ["Completed", "Cancelled"]}, write=False)
     assert (scoped.rows_in_scope, scoped.added, scoped.replaced, scoped.removed) == (2, 0, 1, 1)
+    assert "replace 2 of its 2 rows" not in scoped.summary() and "replace every row with 1" in scoped.summary()
+    catalog.write_table("silver.booking_status", dim(["Completed", "Cancelled", "No Driver Found"],
+                                                     "booking_status_id"), replace_all=True)
+    scoped = catalog.replace_rows("silver.booking_status", dim(["Completed"], "booking_status_id"),
+                                  {"name": ["Completed", "Cancelled"]}, write=False)
+    assert "The write would replace 2 of its 3 rows with 1" in scoped.summary()
+    assert "the table would hold 2 rows (now 3)" in scoped.summary()
     with pytest.raises(CatalogError, match="write must be True or False"):
         catalog.replace_rows("silver.vehicle_type", frame, {}, write="yes")
 
@@ -326,15 +334,15 @@ def test_a_notebook_run_in_a_kernel_previews_then_writes_a_recorded_run(tmp_path
     # opened and run as it is: it computes, checks and shows what it would write; writes nothing
     shown = _run_cells(notebook, env)
     assert "silver.customer: nothing written (write = False)" in shown, shown[-3000:]
-    assert "it would leave every row as it is" in shown  # the same input gives the same customers
+    assert "no row would change" in shown  # the same input gives the same customers
     assert "set write = True in the parameters cell" in shown
     assert catalog.snapshot_id("silver.customer") == before
     assert state.read_bytes() == state_before
     assert sorted(p.name for p in runs_dir(project).iterdir()) == runs_before
 
     # write = True in the parameters cell: a tagged, recorded interactive run
-    parameters = "".join(c["source"] for c in json.loads(notebook.read_text())["cells"]
-                         if "parameters" in (c["metadata"].get("tags") or []))
+    [parameters] = ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                    if "parameters" in (c["metadata"].get("tags") or [])]
     shown = _run_cells(notebook, env, parameters.replace("write = False", "write = True"))
     after = catalog.snapshot_id("silver.customer")
     assert after != before

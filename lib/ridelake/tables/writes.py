@@ -61,14 +61,19 @@ class WritePreview:
 
     def summary(self) -> str:
         """What the write would do, in a few lines (the sample table aside)."""
-        if self.added == self.removed == self.changed == 0:
-            effect = f"it would leave every row as it is ({self.replaced:,} rewritten with the same values)"
+        if self.rows_in_scope == 0:
+            what = f"The write would add {self.rows_written:,} row(s)"
         else:
-            effect = (f"it would add {self.added:,} row(s), replace {self.replaced:,} ({self.changed:,} with "
-                      f"other values) and remove {self.removed:,}")
-        return (f"{self.table}: nothing written (write = False). Writing {self.rows_written:,} row(s) over "
-                f"{self.rows_in_scope:,} of the table's {self.rows_before:,}: {effect}; "
-                f"{self.rows_before:,} -> {self.rows_after:,} rows.\n"
+            scope = ("every row" if self.rows_in_scope == self.rows_before
+                     else f"{self.rows_in_scope:,} of its {self.rows_before:,} rows")
+            what = f"The write would replace {scope} with {self.rows_written:,}"
+        if self.added == self.removed == self.changed == 0:
+            effect = f"no row would change ({self.replaced:,} rewritten with the same values)"
+        else:
+            effect = (f"{self.added:,} added, {self.replaced:,} replaced ({self.changed:,} with other values), "
+                      f"{self.removed:,} removed")
+        return (f"{self.table}: nothing written (write = False). {what}: {effect}; the table would hold "
+                f"{self.rows_after:,} rows (now {self.rows_before:,}).\n"
                 "To write it, set write = True in the parameters cell and run the notebook again.")
 
     def __str__(self) -> str:
