@@ -111,7 +111,7 @@ test: $(STAMP) ## run the whole test suite (installs everything it needs), after
 	@$(VENV)/bin/lint-imports --no-cache
 	@$(PY) -m pytest $(TESTS) $(ARGS)
 
-bench: $(STAMP) ## benchmarks: pipeline wall time and peak memory, generator throughput
+bench: $(STAMP) ## pipeline (warm and fresh kernels) beside its engine floor and DuckDB [BENCH_SIZES=150000,1500000 BENCH_RUNS=3]
 	@$(PY) -m ridelake.bench $(ARGS)
 
 clean-warehouse: ## delete the warehouse's tables and catalog (keeps the folder)

@@ -75,6 +75,8 @@ def baseline() -> None:
         _BASE["backend"] = sys.modules["matplotlib"].get_backend()
     if "pandas" in sys.modules:
         _BASE["pandas"] = pandas_options(sys.modules["pandas"])
+    gc.collect()
+    gc.freeze()  # the warm-up's objects live as long as the kernel: later collections skip them
 
 
 def pandas_options(pd: Any) -> dict[str, Any]:

@@ -1,0 +1,5 @@
+"""``python -m ridelake.bench``: see :mod:`ridelake.bench`."""
+
+from ridelake.bench import main
+
+raise SystemExit(main())
