@@ -109,6 +109,12 @@ def test_write_false_writes_nothing_and_shows_what_it_would_change(project, caps
                                   {"name": ["Completed", "Cancelled"]}, write=False)
     assert "The write would replace 2 of its 3 rows with 1" in scoped.summary()
     assert "the table would hold 2 rows (now 3)" in scoped.summary()
+    empty = catalog.replace_rows("silver.payment_method", dim(["x"], "payment_method_id").iloc[0:0], {"name": ["x"]},
+                                 write=False)
+    assert "has no rows to write and none to replace: the table would stay as it is (0 rows)" in empty.summary()
+    appended = catalog.preview_write("silver.payment_method", dim(["UPI"], "payment_method_id"))
+    assert (appended.added, appended.rows_after) == (1, 1)
+    assert "The write would add 1 row(s): no row replaced; the table would hold 1 rows" in appended.summary()
     with pytest.raises(CatalogError, match="write must be True or False"):
         catalog.replace_rows("silver.vehicle_type", frame, {}, write="yes")
 

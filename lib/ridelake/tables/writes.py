@@ -61,6 +61,9 @@ class WritePreview:
 
     def summary(self) -> str:
         """What the write would do, in a few lines (the sample table aside)."""
+        if self.rows_in_scope == 0 and self.rows_written == 0:
+            return (f"{self.table}: nothing written (write = False). The write has no rows to write and "
+                    f"none to replace: the table would stay as it is ({self.rows_before:,} rows).")
         if self.rows_in_scope == 0:
             what = f"The write would add {self.rows_written:,} row(s)"
         else:
@@ -69,6 +72,8 @@ class WritePreview:
             what = f"The write would replace {scope} with {self.rows_written:,}"
         if self.added == self.removed == self.changed == 0:
             effect = f"no row would change ({self.replaced:,} rewritten with the same values)"
+        elif self.rows_in_scope == 0:
+            effect = "no row replaced"
         else:
             effect = (f"{self.added:,} added, {self.replaced:,} replaced ({self.changed:,} with other values), "
                       f"{self.removed:,} removed")
