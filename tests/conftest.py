@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import pg
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = ROOT.parent / "shared" / "fixtures" / "ncr_ride_bookings_real_sample.csv"
 
@@ -83,3 +85,15 @@ def assert_checks_pass(tables: dict[str, pd.DataFrame], names: list[str]) -> Non
         report = run_checks(spec.checks, frame, tables, spec.key)
         failed = report[~report["passed"]]
         assert failed.empty, f"{name}: {failed.to_dict('records')}"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on 127.0.0.1 with a password for the whole session (tests/pg.py), stopped
+    at the end; skipped with the reason when the server cannot be installed or started."""
+    try:
+        server = pg.start()
+    except pg.Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield server
+    server.stop()

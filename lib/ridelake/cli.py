@@ -36,6 +36,7 @@ import sys
 from typing import Any, Sequence
 
 from ridelake.core.project import project_root
+from ridelake.core.redact import redact
 from ridelake.errors import LockError, ParameterError, RidelakeError
 from ridelake.ops import lineage, maintenance
 from ridelake.tables import recipes
@@ -82,7 +83,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     lineage._use_warehouse(args.warehouse)
     created = catalog.bootstrap()
-    print(f"catalog {config.catalog_uri()}: created {len(created)} table(s)"
+    print(f"catalog {redact(config.catalog_uri())}: created {len(created)} table(s)"
           + (f": {', '.join(created)}" if created else " (all present)"))
     return 0
 

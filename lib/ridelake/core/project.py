@@ -100,6 +100,10 @@ class Project(Protocol):
         """Variables every kernel of a run receives (where the warehouse and catalog are)."""
         ...
 
+    def catalog(self) -> str | None:
+        """The catalog as run records show it, credentials masked (None: the project's default)."""
+        ...
+
     def bootstrap(self) -> None:
         """Prepare the storage once before the first notebook (catalog, namespaces, tables)."""
         ...

@@ -65,6 +65,7 @@ from ridelake.core.manifest import (
 )
 from ridelake.core.progress import format_rows, format_seconds, reason_text
 from ridelake.core.project import project_root
+from ridelake.core.redact import redact
 from ridelake.core.scheduler import FAILED, SKIPPED, SUCCEEDED, UP_TO_DATE
 from ridelake.errors import ConfigError, RidelakeError
 
@@ -715,7 +716,7 @@ def _context(build: _Build, pipeline: Pipeline | None) -> dict[str, Any]:
                              ("rerun of", "from_failure"), ("warehouse", "warehouse"), ("retries", "retries"))
         if field in run  # a rollback's record has no params file, selectors, stages...
     ] + [
-        ("catalog", _value(run.get("catalog_uri") or "SQLite in the warehouse", share)),
+        ("catalog", _value(redact(run.get("catalog_uri")) or "SQLite in the warehouse", share)),
         ("host · pid", f"{run.get('host', '?')} · {run.get('pid', '?')}"),
         ("run folder", _value(run.get("run_folder"), share)),
     ]

@@ -50,6 +50,7 @@ from ridelake.core.protocol import ENV, RunStatus
 from ridelake.core.files import relative
 from ridelake.core.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.core.progress import Progress, reason_text, summary_table
+from ridelake.core.redact import redact
 from ridelake.core.scheduler import (
     FAILED,
     PENDING,
@@ -454,7 +455,10 @@ def _make_plan(request: RunRequest, pipe: Pipeline, project: Project, err: TextI
     return _Plan(params, stages, plan_stage(pipe, stages[0], params))
 
 
-def _header(request: RunRequest, plan: _Plan, root: Path, jobs: int, warehouse: str) -> dict[str, Any]:
+def _header(request: RunRequest, plan: _Plan, root: Path, jobs: int, warehouse: str,
+            catalog: str | None = None) -> dict[str, Any]:
+    """The run-level fields of ``run.json``; ``catalog`` is masked again here (never a password)."""
+    catalog = redact(catalog)
     file = None if request.from_failure else _find_params_file(root, request.params_file)
     return {
         "command": request.command,
@@ -468,6 +472,7 @@ def _header(request: RunRequest, plan: _Plan, root: Path, jobs: int, warehouse: 
         "retries": request.retries,
         "retry_delay": request.retry_delay,
         "warehouse": warehouse,
+        "catalog_uri": catalog,
         "force": request.force,
     }
 
@@ -612,7 +617,7 @@ def execute(
         fresh = _up_to_date(pipe, project, run_id, force=request.force,
                             named={n for st in request.stages for n in named(pipe, st.selectors)})
         # 4-5. run folder, stages, record
-        record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse))
+        record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse, project.catalog()))
         _add(record, {}, plan.first)
         record.save()
         update_latest(runs_dir(base), run_id)

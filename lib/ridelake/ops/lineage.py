@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
 from ridelake.core.progress import plain_table, render_text
+from ridelake.core.redact import redact
 from ridelake.tables import config
 from ridelake.errors import CatalogError, ConfigError
 
@@ -106,7 +107,7 @@ def open_catalog() -> Any:
 
     if not catalog.exists():
         location = config.warehouse_location()
-        raise CatalogError(f"no catalog at {config.catalog_uri(location)}: nothing has been written to the "
+        raise CatalogError(f"no catalog at {redact(config.catalog_uri(location))}: nothing has been written to the "
                            f"warehouse {location} yet (set RIDELAKE_WAREHOUSE or --warehouse)")
     return catalog.get_catalog()
 

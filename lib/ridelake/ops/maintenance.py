@@ -54,6 +54,7 @@ from ridelake.core.manifest import (
     write_manifest,
 )
 from ridelake.core.project import project_root
+from ridelake.core.redact import redact
 from ridelake.core.report import write_after_run
 from ridelake.tables import config
 from ridelake.errors import CatalogError, ParameterError
@@ -233,7 +234,7 @@ def _rollback_record(result: RollbackResult, status: str, started: float, wareho
         started_at=iso(started), finished_at=None if status == "running" else iso(now),
         duration_s=None if status == "running" else round(now - started, 3),
         command="rollback", params={"rolled_back_run": result.rolled_back_run}, force=result.forced,
-        warehouse=warehouse, catalog_uri=os.environ.get("RIDELAKE_CATALOG_URI"), user=current_user(),
+        warehouse=warehouse, catalog_uri=redact(os.environ.get("RIDELAKE_CATALOG_URI")), user=current_user(),
         run_folder=relative(runs_dir(root) / str(result.run_id), root),
         tables=[t for t in result.tables if t.action != "skipped"],
         skipped=[{"table": t.table, "reason": t.note} for t in result.tables if t.action == "skipped"],

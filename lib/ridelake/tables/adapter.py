@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
 from ridelake.core.project import Partitions, SnapshotSource, project_root
+from ridelake.core.redact import redact
 from ridelake.errors import ParameterError
 from ridelake.tables import catalog, config, source
 
@@ -113,6 +114,11 @@ class RideBookings:
         if os.environ.get("RIDELAKE_CATALOG_URI"):
             env["RIDELAKE_CATALOG_URI"] = os.environ["RIDELAKE_CATALOG_URI"]
         return env
+
+    def catalog(self) -> str | None:
+        """The catalog as records and reports show it: ``RIDELAKE_CATALOG_URI`` with its password
+        masked (:func:`ridelake.core.redact.redact`); None for the default SQLite in the warehouse."""
+        return redact(os.environ.get("RIDELAKE_CATALOG_URI"))
 
     def bootstrap(self) -> None:
         """Create the catalog, namespaces and tables before a parallel wave."""

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ridelake.core.files import current_user
 from ridelake.core.protocol import ENV
+from ridelake.core.redact import redact, redact_text
 from ridelake.tables import config, writes
 from ridelake.errors import CatalogError
 from ridelake.tables.schemas import NAMESPACES, TABLES, TableSpec, table_spec
@@ -122,6 +123,7 @@ def get_catalog(warehouse: str | None = None, uri: str | None = None) -> Any:
         A pyiceberg ``SqlCatalog``.
     """
     from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import SQLAlchemyError
 
     location = warehouse or config.warehouse_location()
     uri = uri or config.catalog_uri(location)
@@ -131,12 +133,20 @@ def get_catalog(warehouse: str | None = None, uri: str | None = None) -> Any:
             if config.is_local_warehouse(location):
                 Path(location).mkdir(parents=True, exist_ok=True)
             fresh = not exists(location, uri)
-            _catalogs[key] = SqlCatalog(
-                config.CATALOG_NAME,
-                uri=uri,
-                warehouse=_warehouse_uri(location),
-                init_catalog_tables="true" if fresh or not uri.startswith("sqlite") else "false",
-            )
+            server = not uri.startswith("sqlite")
+            try:
+                _catalogs[key] = SqlCatalog(
+                    config.CATALOG_NAME,
+                    uri=uri,
+                    warehouse=_warehouse_uri(location),
+                    init_catalog_tables="true" if fresh or server else "false",
+                    # a server may drop a connection while a warm kernel idles: check it before use
+                    pool_pre_ping="true" if server else "false",
+                )
+            except (ImportError, SQLAlchemyError) as exc:  # no driver, no server, wrong password...
+                # never the password: the URL and the driver's message are shown masked
+                raise CatalogError(f"cannot open the catalog {redact(uri)}: "
+                                   f"{redact_text(str(exc).splitlines()[0] if str(exc) else repr(exc))}") from None
         return _catalogs[key]
 
 
