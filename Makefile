@@ -23,12 +23,14 @@ FORCE    ?=
 RUN      ?=
 NO_CODE  ?=
 TABLE    ?=
+Q        ?=
+OUT      ?=
 OLDER_THAN ?= 7d
 
 # Options passed to every runner command, built from the variables above.
 RUN_OPTS := --params $(PARAMS) $(if $(J),-j $(J)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(if $(FORCE),--force)
 
-.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs show lab test bench report history rollback maintain clean clean-warehouse
+.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs show lab test bench report history sql rollback maintain clean clean-warehouse
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -96,6 +98,10 @@ report: $(STAMP) ## rebuild a run's HTML report (outputs/runs/<run>/index.html):
 
 history: $(STAMP) ## a table's snapshots with run and notebook, newest first: make history TABLE=silver.booking
 	@$(PY) -m ridelake history $(TABLE) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(ARGS)
+
+sql: $(STAMP) ## DuckDB SQL over the tables: make sql Q="SELECT ... FROM gold.daily_booking_summary" [RUN=<run_id> (as of)] [OUT=f.csv|f.parquet]
+	@if [ -z "$$Q" ]; then echo 'usage: make sql Q="SELECT ... FROM gold.daily_booking_summary" [RUN=<run_id>] [OUT=file.csv|file.parquet]' >&2; exit 2; fi
+	@$(PY) -m ridelake sql "$$Q" $(if $(RUN),--as-of $(RUN)) $(if $(OUT),--out $(OUT)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(ARGS)
 
 rollback: $(STAMP) ## put every table a run changed back to before it: make rollback RUN=<run_id> [ARGS=--force]
 	@if [ -z "$(RUN)" ]; then echo "make rollback needs RUN=<id>: the run to undo; \`make runs\` lists the run ids (a unique prefix is enough)" >&2; exit 2; fi
