@@ -52,6 +52,7 @@ from ridelake.core.dag import load_pipeline
 from ridelake.core.engines.base import Engine, Outcome, Task
 from ridelake.core.engines.fresh import PapermillEngine
 from ridelake.core.engines.warm import DEFAULT_PRELOAD, WarmEngine, notebook_imports
+from ridelake.core.protocol import ENV
 from ridelake.errors import ExecutionError, RidelakeError
 
 __all__ = [
@@ -69,7 +70,8 @@ __all__ = [
     "DaskExecutor",
 ]
 
-#: The event topic a worker logs when an attempt starts (``{"key", "time", "worker"}``).
+#: The event topic a worker logs when an attempt starts (``{"key", "time", "worker", "run_id", "node"}``:
+#: the Dask key, the worker's clock, its address, the run and the scheduler's node).
 STARTED_TOPIC = "ridelake-started"
 #: The name the worker plugin is registered under (once per cluster).
 PLUGIN_NAME = "ridelake-engines"
@@ -237,7 +239,8 @@ def run_remote(remote: RemoteTask) -> RemoteResult:
     """
     worker = get_worker()
     started = time.time()
-    worker.log_event(STARTED_TOPIC, {"key": remote.key, "time": started, "worker": worker.address})
+    worker.log_event(STARTED_TOPIC, {"key": remote.key, "time": started, "worker": worker.address,
+                                     "run_id": remote.task.env.get(ENV.RUN_ID), "node": remote.task.key})
     # under the worker's local directory: a worker killed mid-task leaves it to Dask's clean-up
     folder = Path(worker.local_directory) / "ridelake" / uuid.uuid4().hex[:12]
     try:
@@ -263,7 +266,8 @@ def outcome_of_error(exc: BaseException | None, started_at: float, worker: str |
     """
     where = f" (last on {worker})" if worker else ""
     if isinstance(exc, KilledWorker):
-        error = f"KilledWorker: the workers running it died{where}: {exc}"
+        last = getattr(exc.last_worker, "address", exc.last_worker)
+        error = f"KilledWorker: the {exc.allowed_failures + 1} workers that ran it died (the last: {last})"
     elif exc is None:
         error = f"cancelled{where}"
     else:
