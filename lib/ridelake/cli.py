@@ -38,7 +38,7 @@ from typing import Any, Sequence
 from ridelake.core.project import project_root
 from ridelake.core.redact import redact
 from ridelake.errors import LockError, ParameterError, RidelakeError
-from ridelake.ops import lineage, maintenance
+from ridelake.ops import lineage, maintenance, sql
 from ridelake.tables import recipes
 
 __all__ = ["main", "build_parser", "parse_assignments", "EXIT_USAGE", "EXIT_LOCKED"]
@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.register(sub)
     lineage.register(sub)
     maintenance.register(sub)
+    sql.register(sub)
     return parser
 
 
