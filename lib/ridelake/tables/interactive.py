@@ -28,7 +28,6 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import io
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -182,7 +181,7 @@ def write(identifier: str, do_write: Callable[[dict[str, str]], catalog.WriteRes
         record = RunManifest(
             run_id=run_id, status="succeeded", exit_code=0, started_at=iso(started), finished_at=iso(finished),
             duration_s=round(finished - started, 3), command=RUN_PREFIX, params=params, warehouse=warehouse,
-            catalog_uri=os.environ.get("RIDELAKE_CATALOG_URI"),
+            catalog_uri=project.catalog(),
             user=current_user(), run_folder=relative(folder, root),
             notebooks=[NotebookEntry(
                 name=spec.name, key=spec.name, stage=STAGE, status=Status.SUCCEEDED.value, attempts=1,
