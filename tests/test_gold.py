@@ -13,7 +13,7 @@ from conftest import assert_checks_pass
 
 from ridelake.errors import CheckError
 from ridelake.tables.quality import validate
-from ridelake.tables.schemas import DIMENSIONS, table_spec
+from ridelake.tables.schemas import DIMENSIONS, OTHER_MONTHS, table_spec
 from ridelake.tables.transforms import gold as gd
 from ridelake.tables.transforms import silver as sv
 
@@ -218,7 +218,7 @@ def _end_to_end(path: Path) -> dict[str, pd.DataFrame]:
     br = {t: f(prepared.accepted) for t, f in bronze.ENTITIES.items()}
     keys = br["bronze.booking"][["booking_id", "extraction_date", "source_file", "source_row", "extraction_month"]]
     won, dropped = sv.winners(keys)
-    t: dict[str, pd.DataFrame] = {"winners": won, "delivery": prepared.accepted}
+    t: dict[str, pd.DataFrame] = {"winners": sv.winner_counts(won), "delivery": prepared.accepted}
     for d, (src, col) in DIMENSIONS.items():
         t[d] = sv.build_dimension(br[src][col], None, f"{d.split('.')[1]}_id", T0)
     w = {name: sv.winning_rows(frame, keys) for name, frame in br.items()}
@@ -227,6 +227,8 @@ def _end_to_end(path: Path) -> dict[str, pd.DataFrame]:
     t["silver.ride"] = sv.build_ride(w["bronze.ride"], None, T0, None)
     t["silver.cancelled_ride"] = sv.build_cancelled_ride(w["bronze.cancelled_ride"], None, T0, None)
     t["silver.incompleted_ride"] = sv.build_incompleted_ride(w["bronze.incompleted_ride"], None, T0, None)
+    for fact in ("silver.booking", "silver.ride", "silver.cancelled_ride", "silver.incompleted_ride"):
+        t[OTHER_MONTHS.format(fact)] = t[fact].iloc[0:0]  # a whole build: no other months
     t["gold.daily_booking_summary"] = gd.daily_booking_summary(
         t["silver.booking"], t["silver.vehicle_type"], t["silver.booking_status"], None, T0, None)
     t["gold.customer_analytics"] = gd.customer_analytics(t["silver.customer"], t["silver.booking"], None, T0)

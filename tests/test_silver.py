@@ -13,7 +13,7 @@ from conftest import assert_checks_pass
 
 from ridelake.errors import CheckError
 from ridelake.tables.quality import validate
-from ridelake.tables.schemas import DIMENSIONS, table_spec
+from ridelake.tables.schemas import DIMENSIONS, OTHER_MONTHS, TABLES, table_spec
 from ridelake.tables.transforms import bronze
 from ridelake.tables.transforms import silver as sv
 
@@ -84,25 +84,42 @@ def bronze_frames(d: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {t: f(d) for t, f in bronze.ENTITIES.items()}
 
 
+FACTS = ("silver.booking", "silver.ride", "silver.cancelled_ride", "silver.incompleted_ride")
+
+
 def build_silver(br: dict[str, pd.DataFrame], prev: dict[str, pd.DataFrame] | None = None,
                  now: pd.Timestamp = T0, month: str | None = None) -> dict[str, pd.DataFrame]:
-    """Every silver table (as after the write) plus ``winners``, like the notebooks will do."""
+    """Every silver table as the catalog holds it after the writes (a month's write replaces that
+    partition), the ``winners`` counts and the refs the checks need, like the notebooks do."""
     prev = prev or {}
     keys = br["bronze.booking"][["booking_id", "extraction_date", "source_file", "source_row", "extraction_month"]]
     won, _ = sv.winners(keys)
-    out: dict[str, pd.DataFrame] = {"winners": won}
+    out: dict[str, pd.DataFrame] = {"winners": sv.winner_counts(won)}
     for dim, (src, col) in DIMENSIONS.items():
         out[dim] = sv.build_dimension(br[src][col], prev.get(dim), f"{dim.split('.')[1]}_id", now)
     w = {t: sv.winning_rows(f, keys) for t, f in br.items()}
     out["silver.customer"] = sv.build_customer(w["bronze.customer"], prev.get("silver.customer"), now)
     dims = {d: out[d] for d in DIMENSIONS}
-    out["silver.booking"] = sv.build_booking(w["bronze.booking"], dims, prev.get("silver.booking"), now, month)
-    out["silver.ride"] = sv.build_ride(w["bronze.ride"], prev.get("silver.ride"), now, month)
-    out["silver.cancelled_ride"] = sv.build_cancelled_ride(w["bronze.cancelled_ride"],
-                                                           prev.get("silver.cancelled_ride"), now, month)
-    out["silver.incompleted_ride"] = sv.build_incompleted_ride(w["bronze.incompleted_ride"],
-                                                               prev.get("silver.incompleted_ride"), now, month)
+    parts = {}
+    others = {t: _other_months(prev.get(t), month) for t in FACTS}
+    parts["silver.booking"] = sv.build_booking(w["bronze.booking"], dims, prev.get("silver.booking"), now, month)
+    parts["silver.ride"] = sv.build_ride(w["bronze.ride"], prev.get("silver.ride"), now, month)
+    parts["silver.cancelled_ride"] = sv.build_cancelled_ride(
+        w["bronze.cancelled_ride"], prev.get("silver.cancelled_ride"), now, month, others["silver.cancelled_ride"])
+    parts["silver.incompleted_ride"] = sv.build_incompleted_ride(
+        w["bronze.incompleted_ride"], prev.get("silver.incompleted_ride"), now, month, others["silver.incompleted_ride"])
+    for t, part in parts.items():
+        kept = [f for f in (others[t], part) if f is not None and len(f)]
+        whole = sv.conform(pd.concat(kept, ignore_index=True), t) if kept else part
+        out[t] = whole.sort_values(list(table_spec(t).key), kind="stable").reset_index(drop=True)
+        out[OTHER_MONTHS.format(t)] = whole.iloc[0:0]  # checks on the whole table: nothing outside it
     return out
+
+
+def _other_months(frame: pd.DataFrame | None, month: str | None) -> pd.DataFrame | None:
+    if frame is None or month is None:
+        return None
+    return frame[frame["extraction_month"] != month].reset_index(drop=True)
 
 
 SILVER = ["silver.vehicle_type", "silver.location", "silver.booking_status", "silver.payment_method",
@@ -351,7 +368,7 @@ def test_month_rebuild_over_catalog_shaped_existing(sample: pd.DataFrame) -> Non
     from ridelake.tables.catalog import to_arrow
 
     first = build_silver(bronze_frames(sample), now=T0)
-    read_back = {t: (to_arrow(t, f).to_pandas(date_as_object=False) if t.startswith("silver.") else f)
+    read_back = {t: (to_arrow(t, f).to_pandas(date_as_object=False) if t in TABLES else f)
                  for t, f in first.items()}
     assert read_back["silver.booking"]["payment_method_id"].dtype.kind == "f"  # ints with nulls -> float
     second = build_silver(bronze_frames(sample), prev=read_back, now=T1, month="2024-02")
@@ -482,3 +499,84 @@ def test_booking_transform_on_many_rows_keeps_one_row_per_booking() -> None:
             for dim, (_, col) in DIMENSIONS.items()}
     b = sv.build_booking(won, dims, None, T0, None)
     assert len(b) == d["booking_id"].nunique()
+
+
+# ----------------------------------------------------------------------------- the winner rule in Arrow, month by month
+
+
+def _random_keys(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "booking_id": [f"B{i}" for i in rng.integers(0, n // 3, n)],
+        "extraction_date": pd.to_datetime("2025-01-01") + pd.to_timedelta(rng.integers(0, 3, n), unit="D"),
+        "source_file": rng.choice(["a.csv", "b.csv", "é.csv"], n),
+        "source_row": rng.integers(1, 50, n),
+        "extraction_month": rng.choice(["2024-01", "2024-02"], n),
+    })
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_decide_winners_in_arrow_agrees_with_the_pandas_rule(seed: int) -> None:
+    import pyarrow as pa
+
+    keys = _random_keys(600, seed)
+    won, dropped = sv.winners(keys)
+    table = pa.Table.from_pandas(keys, preserve_index=False)
+    table = table.set_column(2, "source_file", table["source_file"].dictionary_encode())
+    arrow = sv.decide_winners(table).to_pandas()
+    arrow["source_file"] = arrow["source_file"].astype(str)
+    cols = list(keys.columns)
+    got = arrow[cols].sort_values("booking_id").reset_index(drop=True)
+    want = won[cols].sort_values("booking_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.astype(str), want.astype(str))
+    assert len(table) - len(arrow) == dropped > 0
+
+
+def test_customer_partials_add_up_to_the_totals(sample: pd.DataFrame) -> None:
+    import pyarrow as pa
+
+    rows = bronze_frames(sample)["bronze.customer"]
+    parts = [sv.customer_partials(pa.Table.from_pandas(rows.iloc[a:b][["customer_id", "booking_date"]],
+                                                       preserve_index=False)) for a, b in ((0, 2), (2, 4), (4, 6))]
+    merged = sv.merge_customer_partials(parts).to_pandas().sort_values("customer_id").reset_index(drop=True)
+    totals = sv.customer_totals(rows)
+    pd.testing.assert_frame_equal(sv.build_customer_totals(merged, None, T0), sv.build_customer_totals(totals, None, T0))
+    assert merged["total_bookings"].sum() == len(rows)
+
+
+def test_a_month_slice_is_checked_against_the_other_months(sample: pd.DataFrame) -> None:
+    first = build_silver(bronze_frames(sample), now=T0)
+    moved = delivery([row("B2", "2024-02-20", "Cancelled by Driver", source_row=1, source_file="f2.csv",
+                          extraction_date="2025-01-10", customer_id="C2")])
+    br = bronze_frames(pd.concat([sample, moved], ignore_index=True))
+    keys = br["bronze.booking"][["booking_id", "extraction_date", "source_file", "source_row", "extraction_month"]]
+    winning = sv.winning_rows(br["bronze.booking"], keys)
+    dims = {d: first[d] for d in DIMENSIONS}
+    feb = sv.build_booking(winning, dims, first["silver.booking"], T1, "2024-02")
+    assert set(feb["extraction_month"]) == {"2024-02"} and "B2" in set(feb["booking_id"])
+    customers = sv.build_customer(sv.winning_rows(br["bronze.customer"], keys), None, T1)
+    others = first["silver.booking"][first["silver.booking"]["extraction_month"] != "2024-02"][["booking_id"]]
+    refs = {**dims, "silver.customer": customers, OTHER_MONTHS.format("silver.booking"): others}
+    with pytest.raises(CheckError, match=r"booking_id unique across months: .*'B2'"):
+        validate("silver.booking", feb, refs, show=False)
+
+
+def test_a_month_rebuild_numbers_new_ids_after_every_month(sample: pd.DataFrame) -> None:
+    first = build_silver(bronze_frames(sample), now=T0)
+    jan = first["silver.cancelled_ride"][first["silver.cancelled_ride"]["extraction_month"] == "2024-01"]
+    feb_only = first["silver.cancelled_ride"][first["silver.cancelled_ride"]["extraction_month"] == "2024-02"]
+    more = delivery([row("B8", "2024-02-10", "Cancelled by Customer", source_row=9, customer_id="C8")])
+    br = bronze_frames(pd.concat([sample, more], ignore_index=True))
+    keys = br["bronze.booking"][["booking_id", "extraction_date", "source_file", "source_row", "extraction_month"]]
+    w = sv.winning_rows(br["bronze.cancelled_ride"], keys)
+    # only February's rows as existing (what a month run reads); January's ids come as `others`
+    part = sv.build_cancelled_ride(w, feb_only, T1, "2024-02", jan[["booking_id", "cancellation_id"]])
+    top = int(first["silver.cancelled_ride"]["cancellation_id"].max())
+    assert part.set_index("booking_id").loc["B8", "cancellation_id"] == top + 1
+    assert set(part["cancellation_id"]).isdisjoint(set(jan["cancellation_id"]))
+
+
+def test_name_dimension_from_winning_names() -> None:
+    counts = pd.Series({"Auto": 3, "Bike": 1})
+    dim = sv.name_dimension("silver.vehicle_type", counts.index, None, T0)
+    assert dim[["vehicle_type_id", "name"]].values.tolist() == [[1, "Auto"], [2, "Bike"]]

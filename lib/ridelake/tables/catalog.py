@@ -43,6 +43,7 @@ __all__ = [
     "load_table",
     "read_table",
     "read_arrow",
+    "read_snapshot",
     "read_batches",
     "month_filter",
     "to_arrow",
@@ -235,6 +236,20 @@ def check_declared(identifier: str, op: str = "read") -> None:
             f"{notebook} {verb} {identifier}, which notebooks/pipeline.yaml does not declare "
             f"(its {key}: {', '.join(sorted(allowed)) or 'none'}); add it there so the runner orders it correctly"
         )
+
+
+def read_snapshot(identifier: str) -> int | None:
+    """The table's current snapshot, recorded as read: for data derived from the table and staged
+    (e.g. the winning rows' keys of ``bronze.booking``), so the read is checked and traced like a scan.
+
+    Returns:
+        The snapshot id (None for a table never written).
+    """
+    check_declared(identifier, "read")
+    snap = load_table(identifier).current_snapshot()
+    sid = snap.snapshot_id if snap else None
+    _receipt({"op": "read", "table": identifier, "snapshot_id": sid, "rows": None})
+    return sid
 
 
 def snapshot_id(identifier: str) -> int | None:

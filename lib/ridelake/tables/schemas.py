@@ -35,6 +35,7 @@ __all__ = [
     "TABLES",
     "table_spec",
     "DIMENSIONS",
+    "OTHER_MONTHS",
 ]
 
 STATUSES = ("Completed", "Cancelled by Driver", "Cancelled by Customer", "No Driver Found", "Incomplete")
@@ -55,6 +56,10 @@ DIMENSIONS = {
 
 #: Other frames a check may read, by name: Iceberg identifiers or names such as ``delivery``.
 Refs = Mapping[str, pd.DataFrame]
+
+#: The ref naming a partitioned table's rows outside the month being written (their key columns;
+#: empty when the whole table is rebuilt), e.g. ``silver.booking:other_months``.
+OTHER_MONTHS = "{}:other_months"
 
 
 @dataclass(frozen=True)
@@ -356,13 +361,31 @@ def _customer_total_matches_bookings(ref: str) -> Invariant:
     def fn(frame: pd.DataFrame, refs: Refs) -> str | None:
         other = refs[ref]
         if ref == "silver.customer":
+            # a month's write checks its partition: the other months' rows count too
+            rows = len(frame) + len(refs.get(OTHER_MONTHS.format("silver.booking"), ()))
             return _count_is("count(silver.booking) vs. sum(silver.customer.total_bookings)",
-                             int(other["total_bookings"].sum()), len(frame))
-        return _count_is("sum(total_bookings) vs. winning bookings", len(other), int(frame["total_bookings"].sum()))
+                             int(other["total_bookings"].sum()), rows)
+        return _count_is("sum(total_bookings) vs. winning bookings", int(other["bookings"].sum()),
+                         int(frame["total_bookings"].sum()))
 
     text = ("count(silver.booking) = sum(silver.customer.total_bookings)" if ref == "silver.customer"
             else "sum(total_bookings) = count(winning bookings)")
     return Invariant(text, fn, (ref,))
+
+
+def _unique_across_months(identifier: str, column: str) -> Invariant:
+    """A month's write: no ``column`` value of the partition also sits in another month."""
+    other_ref = OTHER_MONTHS.format(identifier)
+
+    def fn(frame: pd.DataFrame, refs: Refs) -> str | None:
+        other = refs[other_ref]
+        if not len(other) or not len(frame):
+            return None
+        twice = frame.loc[frame[column].isin(other[column]), column]
+        return None if twice.empty else (f"{len(twice)} value(s) also in another month, e.g. "
+                                         f"{twice.head(5).tolist()}: rebuild those months together or all")
+
+    return Invariant(f"{column} unique across months", fn, (other_ref,))
 
 
 def _row_count_equals(ref: str) -> Invariant:
@@ -579,6 +602,7 @@ _SPECS = [
             Relationship("payment_method_id", "silver.payment_method", "payment_method_id"),
             InRange("booking_value", 0),
             _customer_total_matches_bookings("silver.customer"),
+            _unique_across_months("silver.booking", "booking_id"),
         ),
         "one row per winning booking",
     ),
@@ -598,7 +622,8 @@ _SPECS = [
         ("extraction_month",),
         ("booking_id",),
         (Unique("booking_id"), NotNull("booking_id", "booking_date", "extraction_month"), _FACT_BOOKING_FK,
-         InRange("driver_rating", 1, 5), InRange("customer_rating", 1, 5), _status_count(("Completed",))),
+         InRange("driver_rating", 1, 5), InRange("customer_rating", 1, 5), _status_count(("Completed",)),
+         _unique_across_months("silver.ride", "booking_id")),
         "one row per winning booking with status Completed",
     ),
     TableSpec(
@@ -616,7 +641,9 @@ _SPECS = [
         (Unique("cancellation_id"), Unique("booking_id"),
          NotNull("cancellation_id", "booking_id", "booking_date", "cancelled_by", "extraction_month"),
          AcceptedValues("cancelled_by", CANCELLED_BY), _FACT_BOOKING_FK,
-         _status_count(("Cancelled by Customer", "Cancelled by Driver")), _cancelled_by_matches()),
+         _status_count(("Cancelled by Customer", "Cancelled by Driver")), _cancelled_by_matches(),
+         _unique_across_months("silver.cancelled_ride", "booking_id"),
+         _unique_across_months("silver.cancelled_ride", "cancellation_id")),
         "one row per winning booking cancelled by the customer or the driver",
     ),
     TableSpec(
@@ -632,7 +659,8 @@ _SPECS = [
         ("incompleted_id", "booking_id"),
         (Unique("incompleted_id"), Unique("booking_id"),
          NotNull("incompleted_id", "booking_id", "booking_date", "extraction_month"), _FACT_BOOKING_FK,
-         _status_count(("Incomplete",))),
+         _status_count(("Incomplete",)), _unique_across_months("silver.incompleted_ride", "booking_id"),
+         _unique_across_months("silver.incompleted_ride", "incompleted_id")),
         "one row per winning booking with status Incomplete",
     ),
     TableSpec(

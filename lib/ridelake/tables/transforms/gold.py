@@ -18,19 +18,37 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 
 from ridelake.tables.schemas import table_spec
 from ridelake.tables.transforms.silver import _day, _existing, _with_audit, conform, utc_now
 
 __all__ = [
+    "COLUMNS",
     "date_slice",
     "date_scope",
     "daily_booking_summary",
     "customer_analytics",
     "location_analytics",
 ]
+
+
+#: The columns each gold table reads of its inputs (projection: nothing else is scanned).
+COLUMNS: dict[str, dict[str, list[str]]] = {
+    "gold.daily_booking_summary": {
+        "silver.booking": ["booking_date", "vehicle_type_id", "booking_status_id", "booking_value"],
+        "silver.vehicle_type": ["vehicle_type_id", "name"],
+        "silver.booking_status": ["booking_status_id", "name"],
+    },
+    "gold.customer_analytics": {
+        "silver.customer": ["customer_id", "first_seen_date", "last_seen_date"],
+        "silver.booking": ["customer_id", "booking_value", "booking_date"],
+    },
+    "gold.location_analytics": {
+        "silver.location": ["location_id", "name"],
+        "silver.booking": ["pickup_location_id", "drop_location_id", "booking_value"],
+    },
+}
 
 
 def _names(ids: pd.Series, dim: pd.DataFrame, id_column: str) -> pd.Series:
@@ -174,14 +192,15 @@ def location_analytics(
     prior = _existing(existing, ident)
     pickup = pd.to_numeric(booking["pickup_location_id"]).astype("Int64")
     drop = pd.to_numeric(booking["drop_location_id"]).astype("Int64")
-    value = pd.to_numeric(booking["booking_value"]).astype("float64").to_numpy()
-    bid = booking["booking_id"].astype("str").to_numpy()
-    touches = pd.DataFrame({
-        "location_id": pd.concat([pickup, drop], ignore_index=True),
-        "booking_id": np.concatenate([bid, bid]),
-        "booking_value": np.concatenate([value, value]),
-    }).drop_duplicates(["location_id", "booking_id"])
-    avg = touches.groupby("location_id")["booking_value"].mean()
+    value = pd.to_numeric(booking["booking_value"]).astype("float64")
+    # each booking once per location: pickups + drops - the bookings that start and end there
+    same = (pickup == drop).fillna(False).to_numpy(dtype=bool)
+    frame = pd.DataFrame({"pickup": pickup, "drop": drop, "value": value})
+    sums = (frame.groupby("pickup")["value"].sum().add(frame.groupby("drop")["value"].sum(), fill_value=0)
+            .sub(frame[same].groupby("pickup")["value"].sum(), fill_value=0))
+    counts = (frame.groupby("pickup")["value"].count().add(frame.groupby("drop")["value"].count(), fill_value=0)
+              .sub(frame[same].groupby("pickup")["value"].count(), fill_value=0))
+    avg = (sums / counts.where(counts > 0)).astype("float64")
     out = pd.DataFrame({
         "location_id": pd.to_numeric(location["location_id"]).astype("int64").to_numpy(),
         "location_name": location["name"].astype("str").to_numpy(),

@@ -27,6 +27,8 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ridelake.tables.schemas import table_spec
 
@@ -37,7 +39,14 @@ __all__ = [
     "utc_now",
     "winners",
     "winning_rows",
+    "decide_winners",
+    "winner_counts",
     "build_dimension",
+    "name_dimension",
+    "customer_totals",
+    "customer_partials",
+    "merge_customer_partials",
+    "build_customer_totals",
     "build_customer",
     "build_booking",
     "build_ride",
@@ -204,15 +213,10 @@ def month_slice(frame: pd.DataFrame, extraction_month: str | None) -> pd.DataFra
 
 def _combine(rebuilt: pd.DataFrame, existing: pd.DataFrame, extraction_month: str | None,
              identifier: str) -> pd.DataFrame:
-    """Whole table after the write: all ``rebuilt`` rows, or that month's rows beside the others."""
+    """The rows one write replaces: every rebuilt row, or that month's (``existing`` is not kept:
+    a month's write replaces its partition only, so the other months need not be in memory)."""
     spec = table_spec(identifier)
-    if extraction_month is None:
-        out = conform(rebuilt, identifier)
-    else:
-        fresh = conform(month_slice(rebuilt, extraction_month), identifier)
-        kept = existing[existing["extraction_month"] != extraction_month]
-        parts = [p for p in (conform(kept, identifier), fresh) if len(p)]
-        out = conform(pd.concat(parts, ignore_index=True), identifier) if parts else fresh
+    out = conform(rebuilt if extraction_month is None else month_slice(rebuilt, extraction_month), identifier)
     return out.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
 
 
@@ -286,6 +290,51 @@ def winning_rows(bronze: pd.DataFrame, booking_keys: pd.DataFrame) -> pd.DataFra
     return bronze[mask].reset_index(drop=True)
 
 
+def winner_counts(won: pd.DataFrame) -> pd.DataFrame:
+    """Winning bookings per month (``extraction_month``, ``bookings``): the ``winners`` ref of
+    ``silver.customer``'s checks."""
+    counts = won.groupby(won["extraction_month"].astype("str")).size() if len(won) else pd.Series([], dtype="int64")
+    return pd.DataFrame({"extraction_month": counts.index.astype("str"), "bookings": counts.to_numpy(dtype="int64")})
+
+
+def decide_winners(keys: pa.Table) -> pa.Table:
+    """The winner rule on Arrow keys, for any number of rows: per ``booking_id`` the row with the
+    greatest (``extraction_date``, ``source_file``, ``source_row``, then ``extraction_month``).
+
+    Only the rows of repeated booking ids (about 1% of a delivery) are sorted; the others win
+    by themselves.
+
+    Args:
+        keys: ``booking_id``, ``extraction_date``, ``source_file``, ``source_row``,
+            ``extraction_month`` of every accepted row (dictionary-encoded strings are fine).
+
+    Returns:
+        The winning rows' keys (same columns and types), in no particular order.
+    """
+    if keys.num_rows == 0:
+        return keys
+    counts = pa.table({"booking_id": keys["booking_id"]}).group_by("booking_id").aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts["count_all"], 1))["booking_id"]
+    if len(repeated) == 0:
+        return keys
+    is_repeated = pc.is_in(keys["booking_id"], value_set=repeated.combine_chunks())
+    single = keys.filter(pc.invert(is_repeated))
+    multi = keys.filter(is_repeated)
+    plain = pa.table({c: _decoded(multi[c]) for c in multi.column_names})
+    order = pc.sort_indices(plain, sort_keys=[("booking_id", "ascending")] + [
+        (c, "descending") for c in (*WINNER_KEY, "extraction_month") if c in plain.column_names])
+    ranked = multi.take(order)
+    ids = _decoded(ranked["booking_id"]).combine_chunks()
+    first = np.ones(len(ids), dtype=bool)
+    if len(ids) > 1:
+        first[1:] = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(zero_copy_only=False)
+    return pa.concat_tables([single, ranked.filter(pa.array(first))])
+
+
+def _decoded(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    return values.cast(values.type.value_type) if pa.types.is_dictionary(values.type) else values
+
+
 # ----------------------------------------------------------------------------- dimensions
 
 def build_dimension(names: pd.Series, existing: pd.DataFrame | None, id_column: str,
@@ -334,6 +383,68 @@ def build_dimension(names: pd.Series, existing: pd.DataFrame | None, id_column: 
     return out.sort_values(id_column, kind="stable").reset_index(drop=True)
 
 
+def customer_totals(bookings: pd.DataFrame) -> pd.DataFrame:
+    """Per customer: first and last booking date and the number of bookings.
+
+    Args:
+        bookings: winning ``bronze.customer`` rows (``customer_id``, ``booking_date``).
+
+    Returns:
+        ``customer_id``, ``first_seen_date``, ``last_seen_date``, ``total_bookings``.
+    """
+    rows = pd.DataFrame({
+        "customer_id": bookings["customer_id"].astype("str").to_numpy(),
+        "booking_date": _day(bookings["booking_date"]).to_numpy(),
+    })
+    return rows.groupby("customer_id", sort=True, dropna=False).agg(
+        first_seen_date=("booking_date", "min"),
+        last_seen_date=("booking_date", "max"),
+        total_bookings=("booking_date", "size"),
+    ).reset_index()
+
+
+def customer_partials(rows: pa.Table) -> pa.Table:
+    """:func:`customer_totals` of a batch of winning rows, in Arrow (to add up with
+    :func:`merge_customer_partials`, so the customers are counted month by month)."""
+    grouped = rows.select(["customer_id", "booking_date"]).group_by("customer_id").aggregate(
+        [("booking_date", "min"), ("booking_date", "max"), ([], "count_all")])
+    return grouped.rename_columns(["customer_id", "first_seen_date", "last_seen_date", "total_bookings"])
+
+
+def merge_customer_partials(parts: list[pa.Table]) -> pa.Table:
+    """Add up :func:`customer_partials` tables: earliest first date, latest last date, summed counts."""
+    if not parts:
+        return pa.table({"customer_id": pa.array([], pa.string()), "first_seen_date": pa.array([], pa.date32()),
+                         "last_seen_date": pa.array([], pa.date32()), "total_bookings": pa.array([], pa.int64())})
+    merged = pa.concat_tables(parts).group_by("customer_id").aggregate(
+        [("first_seen_date", "min"), ("last_seen_date", "max"), ("total_bookings", "sum")])
+    return merged.rename_columns(["customer_id", "first_seen_date", "last_seen_date", "total_bookings"])
+
+
+def build_customer_totals(totals: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp) -> pd.DataFrame:
+    """``silver.customer`` from per-customer totals (:func:`customer_totals`).
+
+    Args:
+        totals: ``customer_id``, ``first_seen_date``, ``last_seen_date``, ``total_bookings``.
+        existing: ``silver.customer`` as it stands (None or empty on the first build).
+        now: the refresh time.
+
+    Returns:
+        One row per customer, ``created_at`` kept for known customers, ``updated_at = now``;
+        sorted by ``customer_id``.
+    """
+    now = utc_now(now)
+    prior = _existing(existing, "silver.customer")
+    agg = pd.DataFrame({
+        "customer_id": totals["customer_id"].astype("str").to_numpy(),
+        "first_seen_date": _day(totals["first_seen_date"]).to_numpy(),
+        "last_seen_date": _day(totals["last_seen_date"]).to_numpy(),
+        "total_bookings": pd.to_numeric(totals["total_bookings"]).astype("int64").to_numpy(),
+    })
+    out = _with_audit(agg, prior, ["customer_id"], now)
+    return conform(out, "silver.customer").sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
 def build_customer(bookings: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp) -> pd.DataFrame:
     """``silver.customer`` over the winning bookings.
 
@@ -348,19 +459,7 @@ def build_customer(bookings: pd.DataFrame, existing: pd.DataFrame | None, now: p
         ``total_bookings`` (rows), ``created_at`` kept for known customers, ``updated_at = now``;
         sorted by ``customer_id``.
     """
-    now = utc_now(now)
-    prior = _existing(existing, "silver.customer")
-    rows = pd.DataFrame({
-        "customer_id": bookings["customer_id"].astype("str").to_numpy(),
-        "booking_date": _day(bookings["booking_date"]).to_numpy(),
-    })
-    agg = rows.groupby("customer_id", sort=True, dropna=False).agg(
-        first_seen_date=("booking_date", "min"),
-        last_seen_date=("booking_date", "max"),
-        total_bookings=("booking_date", "size"),
-    ).reset_index()
-    out = _with_audit(agg, prior, ["customer_id"], now)
-    return conform(out, "silver.customer").sort_values("customer_id", kind="stable").reset_index(drop=True)
+    return build_customer_totals(customer_totals(bookings), existing, now)
 
 
 # ----------------------------------------------------------------------------- facts
@@ -381,15 +480,17 @@ def build_booking(winning: pd.DataFrame, dims: Mapping[str, pd.DataFrame], exist
         winning: winning ``bronze.booking`` rows.
         dims: ``{"silver.vehicle_type": ..., "silver.location": ..., "silver.booking_status": ...,
             "silver.payment_method": ...}``, each with ``<x>_id`` and ``name``.
-        existing: ``silver.booking`` as it stands (None or empty on the first build).
+        existing: ``silver.booking`` rows as they stand, at least those of the partition(s) being
+            rebuilt (their ``created_at`` survives); None or empty on the first build.
         now: the refresh time.
-        extraction_month: rebuild only this month (other months' rows are kept exactly as they
-            are), or None to rebuild every winner.
+        extraction_month: rebuild only this month (the write replaces that partition and leaves
+            the others exactly as they are), or None to rebuild every winner.
 
     Returns:
-        The whole table as it will be after the write, sorted by ``booking_id``. A name missing
-        from its dimension leaves a null id, so the declared checks fail loudly; a booking
-        without payment method has a null ``payment_method_id``.
+        The rows the write replaces the partition(s) with (that month's, or every winner),
+        sorted by ``booking_id``. A name missing from its dimension leaves a null id, so the
+        declared checks fail loudly; a booking without payment method has a null
+        ``payment_method_id``.
     """
     now = utc_now(now)
     prior = _existing(existing, "silver.booking")
@@ -421,12 +522,12 @@ def build_ride(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Tim
 
     Args:
         winning: winning ``bronze.ride`` rows.
-        existing: ``silver.ride`` as it stands (None or empty on the first build).
+        existing: ``silver.ride`` rows as they stand, at least the partition(s) being rebuilt.
         now: the refresh time.
         extraction_month: rebuild only this month, or None for all.
 
     Returns:
-        The whole table as it will be after the write, sorted by ``booking_id``.
+        The rows of the partition(s) being rebuilt, sorted by ``booking_id``.
     """
     now = utc_now(now)
     prior = _existing(existing, "silver.ride")
@@ -437,18 +538,21 @@ def build_ride(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Tim
     return _combine(out, prior, extraction_month, "silver.ride")
 
 
-def _stable_ids(rows: pd.DataFrame, existing: pd.DataFrame, id_column: str) -> pd.Series:
-    """Keep the id of every booking already in ``existing``; number the others after the max,
-    in ascending (``booking_date``, ``booking_id``) order."""
+def _stable_ids(rows: pd.DataFrame, existing: pd.DataFrame, id_column: str,
+                others: pd.DataFrame | None = None) -> pd.Series:
+    """Keep the id of every booking already in ``existing``; number the others after the max of
+    ``existing`` and ``others`` (the other partitions' ids), in ascending (``booking_date``,
+    ``booking_id``) order."""
+    ids_seen = [pd.to_numeric(f[id_column]) for f in (existing, others) if f is not None and len(f)]
+    every = pd.concat(ids_seen, ignore_index=True) if ids_seen else pd.Series([], dtype="float64")
+    start = int(np.nanmax(every.to_numpy(dtype="float64"))) if every.notna().any() else 0
     if len(existing):
         known = pd.DataFrame({
             "booking_id": existing["booking_id"].astype("str").to_numpy(),
             id_column: pd.to_numeric(existing[id_column]).to_numpy(),
         }).groupby("booking_id")[id_column].min()
-        start = int(np.nanmax(known.to_numpy())) if known.notna().any() else 0
     else:
         known = pd.Series([], dtype="float64")
-        start = 0
     ids = rows["booking_id"].astype("str").map(known).astype("float64")
     new = ids.isna()
     if new.any():
@@ -461,39 +565,44 @@ def _stable_ids(rows: pd.DataFrame, existing: pd.DataFrame, id_column: str) -> p
 
 
 def _build_numbered(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp,
-                    extraction_month: str | None, identifier: str, id_column: str) -> pd.DataFrame:
+                    extraction_month: str | None, identifier: str, id_column: str,
+                    others: pd.DataFrame | None = None) -> pd.DataFrame:
     now = utc_now(now)
     prior = _existing(existing, identifier)
     out = winning.reset_index(drop=True)
     if extraction_month is not None:
         out = month_slice(out, extraction_month)
     out = out.copy()
-    out[id_column] = _stable_ids(out, prior, id_column)
+    out[id_column] = _stable_ids(out, prior, id_column, others)
     out = conform(_with_audit(out, prior, ["booking_id"], now), identifier)
     return _combine(out, prior, extraction_month, identifier)
 
 
 def build_cancelled_ride(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp,
-                         extraction_month: str | None) -> pd.DataFrame:
+                         extraction_month: str | None, others: pd.DataFrame | None = None) -> pd.DataFrame:
     """``silver.cancelled_ride``: winning bookings cancelled by the customer or the driver.
 
     ``cancellation_id`` is stable: a booking already in ``existing`` keeps its id; new bookings
-    get ``max + 1, ...`` in ascending (``booking_date``, ``booking_id``) order.
+    get ``max + 1, ...`` in ascending (``booking_date``, ``booking_id``) order, the max taken over
+    ``existing`` and ``others``, so an id is never handed out twice.
 
     Args:
         winning: winning ``bronze.cancelled_ride`` rows.
-        existing: ``silver.cancelled_ride`` as it stands (None or empty on the first build).
+        existing: ``silver.cancelled_ride`` rows as they stand, at least the partition(s) being
+            rebuilt (None or empty on the first build).
         now: the refresh time.
         extraction_month: rebuild only this month, or None for all.
+        others: ``booking_id`` and ``cancellation_id`` of the other partitions (a month rebuild).
 
     Returns:
-        The whole table as it will be after the write, sorted by ``cancellation_id``.
+        The rows of the partition(s) being rebuilt, sorted by ``cancellation_id``.
     """
-    return _build_numbered(winning, existing, now, extraction_month, "silver.cancelled_ride", "cancellation_id")
+    return _build_numbered(winning, existing, now, extraction_month, "silver.cancelled_ride", "cancellation_id",
+                           others)
 
 
 def build_incompleted_ride(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Timestamp,
-                           extraction_month: str | None) -> pd.DataFrame:
+                           extraction_month: str | None, others: pd.DataFrame | None = None) -> pd.DataFrame:
     """``silver.incompleted_ride``: winning bookings with status Incomplete.
 
     ``incompleted_id`` is stable, numbered like ``cancellation_id``
@@ -501,14 +610,17 @@ def build_incompleted_ride(winning: pd.DataFrame, existing: pd.DataFrame | None,
 
     Args:
         winning: winning ``bronze.incompleted_ride`` rows.
-        existing: ``silver.incompleted_ride`` as it stands (None or empty on the first build).
+        existing: ``silver.incompleted_ride`` rows as they stand, at least the partition(s) being
+            rebuilt (None or empty on the first build).
         now: the refresh time.
         extraction_month: rebuild only this month, or None for all.
+        others: ``booking_id`` and ``incompleted_id`` of the other partitions (a month rebuild).
 
     Returns:
-        The whole table as it will be after the write, sorted by ``incompleted_id``.
+        The rows of the partition(s) being rebuilt, sorted by ``incompleted_id``.
     """
-    return _build_numbered(winning, existing, now, extraction_month, "silver.incompleted_ride", "incompleted_id")
+    return _build_numbered(winning, existing, now, extraction_month, "silver.incompleted_ride", "incompleted_id",
+                           others)
 
 
 # ----------------------------------------------------------------------------- notebook entry points
@@ -533,6 +645,24 @@ def dimension(identifier: str, bronze: pd.DataFrame, booking_keys: pd.DataFrame,
     _, name_column = DIMENSIONS[identifier]
     won = winning_rows(bronze, booking_keys)
     return build_dimension(won[name_column], existing, _dim_id(identifier), now)
+
+
+def name_dimension(identifier: str, names: pd.Series | pd.Index, existing: pd.DataFrame | None,
+                   now: pd.Timestamp) -> pd.DataFrame:
+    """A silver name dimension from the names of its winning bronze rows (e.g. the index of
+    :func:`ridelake.tables.winning.name_counts`).
+
+    Args:
+        identifier: ``silver.vehicle_type``, ``silver.location``, ``silver.booking_status`` or
+            ``silver.payment_method``.
+        names: the names (repeats and nulls allowed).
+        existing: the dimension as it stands.
+        now: the refresh time.
+
+    Returns:
+        The dimension as it will be after the write (see :func:`build_dimension`).
+    """
+    return build_dimension(pd.Series(names, dtype=object), existing, _dim_id(identifier), now)
 
 
 def month_scope(extraction_month: str | None) -> dict[str, str]:

@@ -1,0 +1,335 @@
+"""Winning rows: the winner rule (docs/contract.md §4) decided once per state of ``bronze.booking``.
+
+The first silver notebook that needs the winners reads the key columns of ``bronze.booking``
+(projected, in batches), decides every booking's winner with
+:func:`ridelake.tables.transforms.silver.decide_winners` and stages the winning rows' keys as
+one Parquet file per booking month under ``<warehouse>/_staging/winners/<snapshot id>/``. Every
+other silver notebook of that state of ``bronze.booking`` reads them from there (a file lock
+keeps two notebooks from deciding at once), and each read is recorded as a read of
+``bronze.booking`` at that snapshot. The dimensions, the customers and the facts then take the
+winning rows of their bronze table with a semi-join on the key, one month (one Parquet batch)
+at a time, so they all agree and no notebook holds a whole bronze table.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ridelake.tables import catalog, config
+from ridelake.tables.schemas import table_spec
+from ridelake.tables.transforms import silver
+
+__all__ = ["KEY", "Decided", "Winning", "decided", "keys", "rows", "name_counts", "customer_totals",
+           "other_months"]
+
+#: The key of a bronze row that the winner rule orders on (plus the booking it belongs to).
+KEY: tuple[str, ...] = ("booking_id", "extraction_date", "source_file", "source_row", "extraction_month")
+_SOURCE = "bronze.booking"
+_memory: dict[int | None, tuple["Decided", dict[str, pa.Table]]] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class Decided:
+    """The winner rule's outcome for one state of ``bronze.booking``.
+
+    Attributes:
+        snapshot_id: the ``bronze.booking`` snapshot it was decided on (None: the table is empty).
+        per_month: ``extraction_month``, ``rows`` (accepted bronze rows) and ``bookings``
+            (winning rows), one row per month; the ``winners`` ref of ``silver.customer``'s checks.
+    """
+
+    snapshot_id: int | None
+    per_month: pd.DataFrame
+
+    @property
+    def rows(self) -> int:
+        """Bronze rows the rule looked at."""
+        return int(self.per_month["rows"].sum())
+
+    @property
+    def bookings(self) -> int:
+        """Winning rows (one per booking)."""
+        return int(self.per_month["bookings"].sum())
+
+    @property
+    def dropped(self) -> int:
+        """Rows that lost to a later row of the same booking."""
+        return self.rows - self.bookings
+
+    @property
+    def months(self) -> list[str]:
+        """Months with winning rows."""
+        return [str(m) for m, n in zip(self.per_month["extraction_month"], self.per_month["bookings"]) if n]
+
+
+@dataclass
+class Winning:
+    """The winning rows of a bronze table.
+
+    Attributes:
+        rows: the winning rows.
+        read: bronze rows read (winning or not).
+    """
+
+    rows: pd.DataFrame
+
+    read: int
+
+    @property
+    def dropped(self) -> int:
+        """Rows read that were not winners."""
+        return self.read - len(self.rows)
+
+
+def _cache_base() -> Path | None:
+    location = config.warehouse_location()
+    return Path(location) / "_staging" / "winners" if config.is_local_warehouse(location) else None
+
+
+_KEY_TYPES = {"booking_id": pa.string(), "extraction_date": pa.date32(), "source_file": pa.string(),
+              "source_row": pa.int64(), "extraction_month": pa.string()}
+
+
+def _empty_keys() -> pa.Table:
+    return pa.table({k: pa.array([], t) for k, t in _KEY_TYPES.items()})
+
+
+def _read_keys() -> pa.Table:
+    """The key columns of every ``bronze.booking`` row, strings of few values dictionary-encoded."""
+    parts = []
+    for batch in catalog.read_batches(_SOURCE, columns=list(KEY)):
+        table = pa.Table.from_batches([batch])
+        for name in ("source_file", "extraction_month"):
+            table = table.set_column(table.schema.get_field_index(name), name, table[name].dictionary_encode())
+        parts.append(table)
+    if not parts:
+        return _empty_keys()
+    return pa.concat_tables(parts, promote_options="permissive").unify_dictionaries().combine_chunks()
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    return pa.table({c: silver._decoded(table[c]) for c in table.column_names})
+
+
+def _decide(snapshot_id: int | None) -> tuple[Decided, dict[str, pa.Table]]:
+    """Decide the winners of the current ``bronze.booking`` in memory: the decision and the keys per month."""
+    all_keys = _read_keys()
+    won = silver.decide_winners(all_keys)
+    months_all = pc.value_counts(silver._decoded(all_keys["extraction_month"])).to_pylist()
+    won_month = silver._decoded(won["extraction_month"])
+    per: dict[str, pa.Table] = {}
+    for item in pc.value_counts(won_month).to_pylist():
+        per[item["values"]] = _plain(won.filter(pc.equal(won_month, item["values"])))
+    counts = {m["values"]: m["counts"] for m in months_all}
+    months = sorted(counts)
+    frame = pd.DataFrame({"extraction_month": months, "rows": [int(counts[m]) for m in months],
+                          "bookings": [per[m].num_rows if m in per else 0 for m in months]})
+    return Decided(snapshot_id, frame.astype({"rows": "int64", "bookings": "int64"})), per
+
+
+def decided() -> Decided:
+    """The winner rule for the current ``bronze.booking``, decided now or read from its staging.
+
+    Returns:
+        The :class:`Decided` outcome (rows, winning bookings and dropped rows per month).
+    """
+    return _ensure()[0]
+
+
+def _ensure() -> tuple[Decided, Path | None]:
+    snapshot_id = catalog.read_snapshot(_SOURCE)
+    base = _cache_base()
+    if base is None:
+        if snapshot_id not in _memory:
+            _memory.clear()
+            _memory[snapshot_id] = _decide(snapshot_id)
+        return _memory[snapshot_id][0], None
+    folder = base / str(snapshot_id)
+    record = folder / "decided.json"
+    if not record.is_file():
+        base.mkdir(parents=True, exist_ok=True)
+        with open(base / f"{snapshot_id}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another notebook may be deciding the same state
+            if not record.is_file():
+                _stage(base, folder, _decide(snapshot_id))
+    info = json.loads(record.read_text(encoding="utf-8"))
+    frame = pd.DataFrame(info["per_month"], columns=["extraction_month", "rows", "bookings"])
+    return Decided(snapshot_id, frame.astype({"rows": "int64", "bookings": "int64"})), folder
+
+
+def _stage(base: Path, folder: Path, outcome: tuple[Decided, dict[str, pa.Table]]) -> None:
+    decision, per = outcome
+    tmp = base / f".{folder.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp.mkdir()
+    for month, table in per.items():
+        pq.write_table(table, tmp / f"{month}.parquet")
+    (tmp / "decided.json").write_text(json.dumps({
+        "snapshot_id": decision.snapshot_id,
+        "per_month": decision.per_month.to_dict("records"),
+    }, default=int), encoding="utf-8")
+    os.replace(tmp, folder)
+    for old in base.iterdir():  # earlier states, not touched for a while
+        if old != folder and not old.name.endswith(".lock") and time.time() - old.stat().st_mtime > 3600:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+
+
+def keys(month: str) -> pa.Table:
+    """The winning rows' keys of one booking month (:data:`KEY` columns).
+
+    Args:
+        month: ``YYYY-MM``.
+
+    Returns:
+        A ``pyarrow.Table`` (empty when the month has no winners).
+    """
+    decision, folder = _ensure()
+    if folder is None:
+        table = _memory[decision.snapshot_id][1].get(month)
+    else:
+        path = folder / f"{month}.parquet"
+        table = pq.read_table(path) if path.is_file() else None
+    return _empty_keys() if table is None else table
+
+
+class _Months:
+    """The winners' keys of one month at a time (a scan yields its batches file by file)."""
+
+    def __init__(self) -> None:
+        self.month: str | None = None
+        self.table: pa.Table | None = None
+
+    def __call__(self, month: str) -> pa.Table:
+        if month != self.month:
+            self.month, self.table = month, keys(month)
+        assert self.table is not None
+        return self.table
+
+
+def _winning(batch: pa.Table, months: _Months) -> pa.Table:
+    """The rows of a batch of bronze rows that are winners (semi-join on :data:`KEY`)."""
+    month_col = batch["extraction_month"]
+    present = pc.unique(month_col).to_pylist()
+    parts = []
+    for month in present:
+        part = batch if len(present) == 1 else batch.filter(pc.equal(month_col, month))
+        won = months(month).cast(part.select(list(KEY)).schema)
+        parts.append(part.join(won, keys=list(KEY), join_type="left semi"))
+    return pa.concat_tables(parts) if parts else batch.slice(0, 0)
+
+
+def _batches(table: str, columns: Sequence[str] | None, month: str | None) -> Iterator[pa.Table]:
+    wanted = list(dict.fromkeys([*KEY, *(columns or table_spec(table).column_names)]))
+    for batch in catalog.read_batches(table, columns=wanted, row_filter=catalog.month_filter(month)):
+        yield pa.Table.from_batches([batch])
+
+
+def rows(table: str, columns: Sequence[str] | None = None, month: str | None = None) -> Winning:
+    """The winning rows of a bronze table: one month's, or every month's.
+
+    Args:
+        table: a bronze entity table (e.g. ``bronze.ride``).
+        columns: the columns wanted (default all); the key columns are always read.
+        month: ``YYYY-MM`` to read only that partition, or None.
+
+    Returns:
+        A :class:`Winning` with the rows as a frame (the columns asked for, or all).
+    """
+    _ensure()
+    months, parts, read = _Months(), [], 0
+    for batch in _batches(table, columns, month):
+        read += batch.num_rows
+        parts.append(_winning(batch, months))
+    cols = list(columns or table_spec(table).column_names)
+    if parts:
+        result = pa.concat_tables(parts).select(cols)
+    else:
+        result = table_spec(table).arrow_schema().empty_table().select(cols)
+    return Winning(result.to_pandas(date_as_object=False), read)
+
+
+def name_counts(table: str, column: str) -> pd.Series:
+    """Winning rows per name of a bronze dimension table, counted batch by batch.
+
+    Args:
+        table: e.g. ``bronze.location``.
+        column: its name column, e.g. ``location_name``.
+
+    Returns:
+        Rows per name (nulls not counted), most frequent first.
+    """
+    _ensure()
+    months: _Months = _Months()
+    counts: dict[str, int] = {}
+    for batch in _batches(table, [column], None):
+        for item in pc.value_counts(_winning(batch, months)[column]).to_pylist():
+            if item["values"] is not None:
+                counts[item["values"]] = counts.get(item["values"], 0) + int(item["counts"])
+    out = pd.Series(counts, dtype="int64", name="rows")
+    out.index.name = column
+    return out.sort_values(ascending=False, kind="stable")
+
+
+def customer_totals(compact_at: int = 4_000_000) -> pd.DataFrame:
+    """Per customer over the winning ``bronze.customer`` rows, batch by batch: first and last
+    booking date and the number of bookings.
+
+    Args:
+        compact_at: partial totals held before they are added up (bounds memory).
+
+    Returns:
+        ``customer_id``, ``first_seen_date``, ``last_seen_date``, ``total_bookings``.
+    """
+    _ensure()
+    months: _Months = _Months()
+    parts: list[pa.Table] = []
+    held = 0
+    for batch in _batches("bronze.customer", ["customer_id", "booking_date"], None):
+        part = silver.customer_partials(_winning(batch, months))
+        parts.append(part)
+        held += part.num_rows
+        if held > compact_at:
+            parts = [silver.merge_customer_partials(parts)]
+            held = parts[0].num_rows
+    return silver.merge_customer_partials(parts).to_pandas(date_as_object=False)
+
+
+def other_months(table: str, columns: Sequence[str], month: str | None) -> pd.DataFrame:
+    """Some columns of a partitioned table's rows outside one month (the ref its month's checks
+    need to see across partitions); empty when the whole table is rebuilt (``month`` None).
+
+    Args:
+        table: a silver fact table.
+        columns: e.g. ``["booking_id"]``.
+        month: the month being rebuilt, or None.
+
+    Returns:
+        The rows, only those columns.
+    """
+    if month is None:
+        return catalog.read_table(table, columns=list(columns), row_filter=_nothing())
+    return catalog.read_table(table, columns=list(columns), row_filter=_not_month(month))
+
+
+def _not_month(month: str) -> Any:
+    from pyiceberg.expressions import NotEqualTo  # pyiceberg is heavy: only the catalog reads need it
+
+    return NotEqualTo("extraction_month", month)
+
+
+def _nothing() -> Any:
+    from pyiceberg.expressions import AlwaysFalse  # as above
+
+    return AlwaysFalse()

@@ -1,0 +1,108 @@
+"""Winners decided once and read month by month agree with the pure rule on whole tables; projected
+and filtered reads return the same rows as full reads."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ridelake.tables import catalog, winning
+from ridelake.tables.generate import write_csv
+from ridelake.tables.transforms import silver as sv
+from test_catalog import load
+
+KEY = list(winning.KEY)
+
+
+@pytest.fixture
+def loaded(tmp_path, warehouse):
+    """Two deliveries: 1,500 generated rows, then 300 rows of another file re-delivering some bookings."""
+    first = write_csv(tmp_path / "a.csv", rows=1500, seed=4, bad_rows=6)["path"]
+    load(first, "2024-12-31")
+    second = tmp_path / "b.csv"
+    lines = (tmp_path / "a.csv").read_bytes().split(b"\r\n")
+    second.write_bytes(b"\r\n".join([lines[0], *lines[200:500]]) + b"\r\n")
+    load(second, "2025-01-15")
+    return warehouse
+
+
+def _sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return frame.sort_values(by, kind="stable").reset_index(drop=True)
+
+
+def test_winning_rows_agree_with_the_rule_on_the_whole_table(loaded):
+    keys = catalog.read_table("bronze.booking", columns=KEY)
+    for table in ("bronze.booking", "bronze.ride", "bronze.location", "bronze.cancelled_ride"):
+        whole = catalog.read_table(table)
+        want = sv.winning_rows(whole, keys)
+        got = winning.rows(table)
+        assert got.read == len(whole) and got.dropped > 0
+        by = ["source_file", "source_row"] + (["location_type"] if table == "bronze.location" else [])
+        pd.testing.assert_frame_equal(_sorted(got.rows, by), _sorted(want, by), check_dtype=False)
+    decided = winning.decided()
+    won, dropped = sv.winners(keys)
+    assert decided.bookings == len(won) and decided.dropped == dropped > 0
+    assert decided.per_month.set_index("extraction_month")["bookings"].to_dict() == \
+        won.groupby("extraction_month").size().to_dict()
+
+
+def test_one_month_of_winning_rows_is_that_month_of_all(loaded):
+    every = winning.rows("bronze.ride").rows
+    for month in ("2024-02", "2024-11"):
+        one = winning.rows("bronze.ride", ["booking_id", "ride_distance", "extraction_month"], month)
+        want = every.loc[every["extraction_month"] == month, ["booking_id", "ride_distance", "extraction_month"]]
+        pd.testing.assert_frame_equal(_sorted(one.rows, ["booking_id"]), _sorted(want, ["booking_id"]))
+        assert one.read == int((catalog.read_table("bronze.ride", columns=["extraction_month"])
+                                ["extraction_month"] == month).sum())
+
+
+def test_names_and_customers_counted_batch_by_batch(loaded):
+    keys = catalog.read_table("bronze.booking", columns=KEY)
+    locations = sv.winning_rows(catalog.read_table("bronze.location"), keys)
+    counts = winning.name_counts("bronze.location", "location_name")
+    assert counts.to_dict() == locations["location_name"].value_counts().to_dict()
+    customers = sv.winning_rows(catalog.read_table("bronze.customer"), keys)
+    got = _sorted(winning.customer_totals(compact_at=100), ["customer_id"])
+    want = sv.customer_totals(customers)
+    pd.testing.assert_frame_equal(sv.build_customer_totals(got, None, pd.Timestamp("2025-01-01", tz="UTC")),
+                                  sv.build_customer_totals(want, None, pd.Timestamp("2025-01-01", tz="UTC")))
+
+
+def test_the_decision_is_staged_once_per_state_of_bronze_booking(loaded):
+    first = winning.decided()
+    folder = loaded / "_staging" / "winners" / str(first.snapshot_id)
+    assert (folder / "decided.json").is_file()
+    assert sorted(p.stem for p in folder.glob("*.parquet")) == first.months
+    stamp = (folder / "decided.json").stat().st_mtime_ns
+    again = winning.decided()
+    assert again.snapshot_id == first.snapshot_id and again.per_month.equals(first.per_month)
+    assert (folder / "decided.json").stat().st_mtime_ns == stamp  # read, not decided again
+    frame = catalog.read_table("bronze.booking").head(0)
+    catalog.write_table("bronze.booking", frame)  # a new snapshot: decided again
+    assert winning.decided().snapshot_id != first.snapshot_id
+
+
+def test_other_months_are_the_rest_of_the_table(loaded):
+    whole = catalog.read_table("bronze.booking", columns=["booking_id", "extraction_month"])
+    # other_months works on any partitioned table; bronze.booking stands in for a fact here
+    rest = winning.other_months("bronze.booking", ["booking_id"], "2024-03")
+    assert len(rest) == int((whole["extraction_month"] != "2024-03").sum())
+    assert winning.other_months("bronze.booking", ["booking_id"], None).empty
+
+
+def test_projected_and_filtered_reads_return_the_rows_of_a_full_read(loaded):
+    full = catalog.read_table("bronze.booking")
+    for month in ("2024-01", "2024-07"):
+        flt = catalog.month_filter(month)
+        part = catalog.read_table("bronze.booking", columns=["source_row", "booking_value"], row_filter=flt)
+        want = full.loc[full["extraction_month"] == month, ["source_row", "booking_value"]]
+        pd.testing.assert_frame_equal(_sorted(part, ["source_row"]), _sorted(want, ["source_row"]))
+        arrow = catalog.read_arrow("bronze.booking", columns=["source_row"], row_filter=flt)
+        assert sorted(arrow["source_row"].to_pylist()) == sorted(want["source_row"])
+        streamed = [b for b in catalog.read_batches("bronze.booking", ["source_row"], flt)]
+        assert sum(b.num_rows for b in streamed) == len(want)
+    values = catalog.read_table("bronze.booking", columns=["booking_value", "booking_id"])
+    assert list(values.columns) == ["booking_value", "booking_id"]
+    pd.testing.assert_frame_equal(_sorted(values, ["booking_id", "booking_value"]),
+                                  _sorted(full[["booking_value", "booking_id"]], ["booking_id", "booking_value"]))
+    assert catalog.month_filter(None) is None
