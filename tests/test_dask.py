@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
+import psutil
 import pytest
 from distributed import Client
 from distributed.scheduler import KilledWorker
@@ -36,11 +37,14 @@ from ridelake.core.engines.dask import (
     PLUGIN_NAME,
     STARTED_TOPIC,
     DaskExecutor,
+    EngineOptions,
     EnginePlugin,
     RemoteResult,
     RemoteTask,
+    close_worker_engines,
     outcome_of_error,
     run_remote,
+    worker_engine,
 )
 from ridelake.errors import ExecutionError
 from ridelake.tables import catalog
@@ -221,6 +225,21 @@ def test_a_dry_run_with_the_dask_executor_starts_no_cluster(warehouse, capsys, m
     monkeypatch.setattr(DaskExecutor, "start", lambda *a, **k: pytest.fail("a dry run started a cluster"))
     assert cli.main(["run", "gold", "--executor", "dask", "--dry-run"]) == 0
     assert "dry run" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_worker_keeps_one_engine_and_the_plugin_closes_it_at_teardown():
+    options = EngineOptions(preload=())
+    engine = worker_engine(options, 1)
+    try:
+        assert worker_engine(options, 1) is engine  # cached: one engine per worker process
+        kernels = _wait_for(lambda: [c.pid for c in psutil.Process().children()
+                                     if "ipykernel" in " ".join(c.cmdline())], 60, "the warm kernel to start")
+    finally:
+        EnginePlugin().teardown(None)
+    _wait_for(lambda: not any(_alive(k) for k in kernels), 30, "the kernel to be killed")
+    assert worker_engine(options, 1) is not engine  # the next task makes a new one
+    close_worker_engines()
 
 
 # -- a real cluster -----------------------------------------------------------------------------
@@ -454,6 +473,8 @@ def test_a_worker_killed_mid_notebook_does_not_lose_the_run(runs, cluster):
         _wait_for(marker.exists, 60, "the slow cell to run")
         victim = seen[0]["worker"]
         pid = client.run(os.getpid, workers=[victim])[victim]
+        kernels = [c.pid for c in psutil.Process(pid).children()]  # the worker's warm kernel
+        assert kernels
         os.kill(pid, signal.SIGKILL)
         reader.join(timeout=600)
     finally:
@@ -469,7 +490,16 @@ def test_a_worker_killed_mid_notebook_does_not_lose_the_run(runs, cluster):
         mp.setenv("RIDELAKE_WAREHOUSE", str(runs.dask.warehouse))
         props = catalog.load_table("gold.daily_booking_summary").current_snapshot().summary.additional_properties
     assert props["ridelake.run-id"] == manifest["run_id"]
+    # the dead worker's kernel went too (ipykernel exits when its parent does): it commits nothing later
+    _wait_for(lambda: not any(_alive(k) for k in kernels), 30, "the killed worker's kernel to exit")
     client.wait_for_workers(2, timeout=120)  # the nanny started a new worker
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.mark.slow

@@ -36,13 +36,15 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, Callable, Iterator, Mapping, TextIO
 
 from distributed import Client, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -258,6 +260,22 @@ def run_remote(remote: RemoteTask) -> RemoteResult:
 
 # -- on the client ---------------------------------------------------------------------------------
 
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """Ignore SIGINT meanwhile, so that the processes started meanwhile inherit the ignoring: a
+    LocalCluster's workers then leave Ctrl-C to the client, which cancels the run and closes the
+    cluster (instead of each worker printing a KeyboardInterrupt). Off the main thread: no-op."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be changed
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def outcome_of_error(exc: BaseException | None, started_at: float, worker: str | None = None) -> Outcome:
     """The outcome of a task whose future failed (not a failing notebook: that is a result).
 
@@ -366,9 +384,10 @@ class DaskExecutor:
         cluster = None
         if scheduler is None:
             n = jobs or os.cpu_count() or 1
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   scheduler_port=0, dashboard_address=LOCAL_DASHBOARD,
-                                   worker_dashboard_address=None, silence_logs=logging.ERROR)
+            with _ctrl_c_ignored():  # by the worker processes: Ctrl-C reaches the whole process group
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       scheduler_port=0, dashboard_address=LOCAL_DASHBOARD,
+                                       worker_dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
         else:
             try:
