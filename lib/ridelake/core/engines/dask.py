@@ -367,7 +367,7 @@ class DaskExecutor:
             root: the project root; the warm kernels import what its notebooks import.
             fresh_kernels: a fresh kernel per notebook on the workers.
             cell_timeout: seconds a cell may run.
-            err: where the cluster line goes (default stderr; None-like streams are fine).
+            err: where the cluster line goes (default stderr).
             connect_timeout: seconds to reach the scheduler.
             workers_timeout: seconds to wait for a first worker.
 
@@ -392,7 +392,7 @@ class DaskExecutor:
         else:
             try:
                 client = Client(scheduler, timeout=connect_timeout)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:  # refused, timed out, not an address
                 raise ExecutionError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
             try:
                 client.wait_for_workers(1, timeout=workers_timeout)
