@@ -407,7 +407,9 @@ def test_real_papermill_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
                      fake(root), out=io.StringIO(), err=err, live=False)
     assert failed.exit_code == 1
     nb = failed.manifest["notebooks"][0]
-    assert nb["status"] == "failed" and nb["error"] == "cell 2: ValueError: exploded on purpose"
+    # the body wrote its receipt before raising: the error says so, and it was not retried
+    assert nb["status"] == "failed" and nb["attempts"] == 1
+    assert nb["error"] == "cell 2: ValueError: exploded on purpose (after writing bronze.first; not retried)"
     kept = json.loads((runs / failed.run_id / "silver" / "right.ipynb").read_text())
     assert "papermill-error-cell-tag" in kept["cells"][0]["metadata"].get("tags", [])
     assert "silver/right failed after 1 attempt: cell 2: ValueError: exploded on purpose" in err.getvalue()

@@ -627,3 +627,16 @@ def test_a_large_delivery_runs_month_by_month_and_stays_up_to_date(project: Path
     monkeypatch.setenv("RIDELAKE_PARTITION_BYTES", str(10**12))
     _, ran, _ = h.run(stages=run_all, force=True)
     assert ran == ALL
+
+
+def test_saved_defaults_of_passed_parameters_are_not_a_change(project: Path) -> None:
+    h = Harness(project)
+    h.run()
+    path = project / "notebooks" / "bronze" / "booking.ipynb"
+    # a value saved in JupyterLab for a name the run passes (papermill injects the run's value)
+    _edit(path, "params", PARAMS["bronze/booking"].replace("extraction_month = None", "extraction_month = '2024-03'"))
+    assert h.run()[1] == set()
+    # other code in the parameters cell still counts
+    _edit(path, "params", PARAMS["bronze/booking"] + "print('hello')\n")
+    _, ran, nbs = h.run()
+    assert "bronze/booking" in ran and nbs["bronze/booking"]["run_reason"] == "notebook changed"

@@ -18,20 +18,44 @@ from typing import Iterable
 __all__ = ["code_cells", "notebook_hash", "ModuleGraph"]
 
 
-def code_cells(nb: dict) -> list[tuple[str, list[str]]]:
-    """The (source, sorted tags) of each code cell of a notebook document."""
+def code_cells(nb: dict, passed: Iterable[str] = ()) -> list[tuple[str, list[str]]]:
+    """The (source, sorted tags) of each code cell of a notebook document.
+
+    Args:
+        nb: the notebook.
+        passed: parameters the run passes: their default assignments in the ``parameters`` cell
+            do not count (a value saved there in JupyterLab, such as ``write = True``, is
+            replaced by papermill's injected cell anyway).
+    """
+    names = set(passed)
     out = []
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
         text = "".join(source) if isinstance(source, list) else str(source)
-        out.append((text, sorted((cell.get("metadata") or {}).get("tags") or [])))
+        tags = sorted((cell.get("metadata") or {}).get("tags") or [])
+        if names and "parameters" in tags:
+            text = _without_defaults(text, names)
+        out.append((text, tags))
     return out
 
 
-def notebook_hash(path: str | Path) -> str:
-    """sha256 of a notebook's code cells (source and tags).
+def _without_defaults(text: str, names: set[str]) -> str:
+    """A parameters cell without the lines of top-level assignments to ``names`` only."""
+    tree = _python(text)
+    if tree is None:
+        return text
+    drop: set[int] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if targets and all(isinstance(t, ast.Name) and t.id in names for t in targets):
+            drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return "\n".join(ln for i, ln in enumerate(text.splitlines(), 1) if i not in drop)
+
+
+def notebook_hash(path: str | Path, passed: Iterable[str] = ()) -> str:
+    """sha256 of a notebook's code cells (source and tags; see :func:`code_cells` for ``passed``).
 
     Returns:
         The hex digest; for a file that is not a readable notebook, the digest of its raw bytes
@@ -43,7 +67,7 @@ def notebook_hash(path: str | Path) -> str:
     except OSError as exc:
         return hashlib.sha256(f"unreadable: {exc}".encode()).hexdigest()
     try:
-        cells = code_cells(json.loads(raw))
+        cells = code_cells(json.loads(raw), passed)
     except (ValueError, AttributeError, TypeError):
         return hashlib.sha256(raw).hexdigest()
     return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode("utf-8")).hexdigest()

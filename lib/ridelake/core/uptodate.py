@@ -10,7 +10,9 @@ is seen. ``--force`` runs everything selected (and still records what ran).
 
 - ``notebook``: sha256 of the notebook's code cells, source and tags
   (:func:`ridelake.core.codehash.notebook_hash`: markdown, outputs, execution counts and metadata
-  do not count, so fixing a typo in prose or saving an executed notebook changes nothing);
+  do not count, so fixing a typo in prose or saving an executed notebook changes nothing; nor do
+  the ``parameters`` cell's defaults of the names the run passes, so a notebook saved with
+  ``write = True`` after an interactive write is still the same notebook to a run);
 - ``lib``: sha256 of the package modules the notebook imports, transitively
   (:class:`ridelake.core.codehash.ModuleGraph`): editing a gold transform reruns the gold
   notebooks only, editing the report or the CLI reruns nothing;
@@ -240,7 +242,7 @@ class UpToDate(Listener):
         files = [name for name in self.file_params if name in params]
         source = _files_identity({name: params[name] for name in files})
         code = self.modules.digest(self.modules.notebook_modules(spec.path))
-        return Fingerprint(notebook_hash(spec.path), code, params_hash(params), source, reads)
+        return Fingerprint(notebook_hash(spec.path, params), code, params_hash(params), source, reads)
 
     def _dataset_version(self, dataset: str) -> str | None:
         """A non-Iceberg dataset's version: the run and key of its writers' recorded executions."""
