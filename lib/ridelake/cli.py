@@ -81,7 +81,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from ridelake.tables import catalog, config  # lazy (start-up)
 
-    lineage._use_warehouse(args.warehouse)
+    lineage.use_warehouse(args.warehouse)
     created = catalog.bootstrap()
     print(f"catalog {redact(config.catalog_uri())}: created {len(created)} table(s)"
           + (f": {', '.join(created)}" if created else " (all present)"))
@@ -117,7 +117,7 @@ def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ridelake.core.runner import Stage, execute  # lazy (start-up)
     from ridelake.tables.adapter import RideBookings  # lazy (start-up)
 
-    lineage._use_warehouse(args.warehouse)
+    lineage.use_warehouse(args.warehouse)
     recipe = getattr(args, "recipe", None)
     if recipe is None:  # `run [SELECTORS]`: a large delivery runs bronze and the facts month by month
         stages, flags = [Stage("run", tuple(args.selectors), per_month=True, max_months=None)], {}

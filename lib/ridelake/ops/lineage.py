@@ -44,6 +44,10 @@ __all__ = [
     "describe_run_changes",
     "snapshot_label",
     "ancestors",
+    "catalog_tables",
+    "load_or_none",
+    "snapshot_props",
+    "use_warehouse",
     "register",
 ]
 
@@ -128,7 +132,7 @@ def resolve_table(name: str) -> str:
     raise CatalogError(f"unknown table {name!r}.{hint} Known tables: {', '.join(TABLES)}")
 
 
-def _catalog_tables(cat: Any) -> list[str]:
+def catalog_tables(cat: Any) -> list[str]:
     """Every table the catalog holds, as ``namespace.table``."""
     out = []
     for ns in cat.list_namespaces():
@@ -137,7 +141,7 @@ def _catalog_tables(cat: Any) -> list[str]:
     return sorted(out)
 
 
-def _load(cat: Any, ident: str) -> Any | None:
+def load_or_none(cat: Any, ident: str) -> Any | None:
     from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
     try:
@@ -146,7 +150,7 @@ def _load(cat: Any, ident: str) -> Any | None:
         return None
 
 
-def _props(snap: Any) -> dict[str, str]:
+def snapshot_props(snap: Any) -> dict[str, str]:
     return dict(snap.summary.additional_properties) if snap.summary is not None else {}
 
 
@@ -166,7 +170,6 @@ def ancestors(table: Any) -> Iterator[Any]:
     return iter(ancestors_of(table.current_snapshot(), table.metadata))
 
 
-_ancestors = ancestors  # the name ops.maintenance imports
 
 
 def snapshot_label(table: Any, snapshot_id: int | None) -> str:
@@ -176,7 +179,7 @@ def snapshot_label(table: Any, snapshot_id: int | None) -> str:
     snap = table.snapshot_by_id(snapshot_id)
     if snap is None:
         return f"{snapshot_id} (expired)"
-    p = _props(snap)
+    p = snapshot_props(snap)
     who = ", ".join(x for x in (f"run {p[PROP_RUN_ID]}" if PROP_RUN_ID in p else "no run id",
                                 p.get(PROP_NOTEBOOK)) if x)
     return f"{snapshot_id} ({who})"
@@ -205,7 +208,7 @@ def history(table: str) -> "pd.DataFrame":
     import pandas as pd
 
     ident = resolve_table(table)
-    tbl = _load(open_catalog(), ident)
+    tbl = load_or_none(open_catalog(), ident)
     rows: list[dict[str, Any]] = []
     if tbl is not None:
         current = tbl.current_snapshot()
@@ -333,17 +336,17 @@ def describe_run_changes(run_id: str, tables: Iterable[str] | None = None) -> Ru
     recorded = _recorded_writes(record)
     rollback_steps = {e["table"]: e for e in record.get("tables") or []
                       if e.get("table") and e.get("action") == "set-current"}
-    for ident in (list(tables) if tables is not None else _catalog_tables(cat)):
-        tbl = _load(cat, ident)
+    for ident in (list(tables) if tables is not None else catalog_tables(cat)):
+        tbl = load_or_none(cat, ident)
         if tbl is None:
             if ident in recorded:
                 result.warnings.append(f"{ident}: in run.json but no longer in the catalog")
             continue
-        mine = sorted((s for s in tbl.snapshots() if _props(s).get(PROP_RUN_ID) == full_id),
+        mine = sorted((s for s in tbl.snapshots() if snapshot_props(s).get(PROP_RUN_ID) == full_id),
                       key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
         if mine:
             first, last = mine[0], mine[-1]
-            p = _props(first)
+            p = snapshot_props(first)
             prev_rows = None
             total, added, deleted = (_int(p.get(k)) for k in ("total-records", "added-records", "deleted-records"))
             if total is not None:
@@ -399,7 +402,7 @@ def run_changes(run_id: str) -> dict[str, Change]:
 
 # -- command line ------------------------------------------------------------------------------
 
-def _use_warehouse(path: str | None) -> None:
+def use_warehouse(path: str | None) -> None:
     """Point this process (and the kernels it starts) at a warehouse (``--warehouse``)."""
     if path:
         # absolute, because kernels run in the notebooks' folders
@@ -407,7 +410,7 @@ def _use_warehouse(path: str | None) -> None:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    _use_warehouse(args.warehouse)
+    use_warehouse(args.warehouse)
     ident = resolve_table(args.table)
     frame = history(ident)
     if args.json:

@@ -64,11 +64,11 @@ from ridelake.ops.lineage import (
     PROP_RUN_ID,
     PROP_TABLE,
     RunChanges,
-    _ancestors,
-    _catalog_tables,
-    _load,
-    _props,
-    _use_warehouse,
+    ancestors,
+    catalog_tables,
+    load_or_none,
+    snapshot_props,
+    use_warehouse,
     describe_run_changes,
     open_catalog,
     snapshot_label,
@@ -127,7 +127,7 @@ def _total(snap: Any) -> int | None:
     if snap is None:
         return 0
     try:
-        return int(_props(snap)["total-records"])
+        return int(snapshot_props(snap)["total-records"])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -189,7 +189,7 @@ def _later_changes(tbl: Any, table: str, info: RunChanges) -> tuple[str, bool]:
     mine = set(info.snapshots.get(table, [])) | {change.last}
     later: list[Any] = []
     follows = False
-    for snap in _ancestors(tbl):
+    for snap in ancestors(tbl):
         if snap.snapshot_id in mine:
             follows = True
             break
@@ -200,12 +200,12 @@ def _later_changes(tbl: Any, table: str, info: RunChanges) -> tuple[str, bool]:
     cur_id = current.snapshot_id if current is not None else None
     undone = cur_id == change.before or (
         change.before is None and follows and _total(current) == 0
-        and all(_props(s).get(PROP_NOTEBOOK) == ROLLBACK_NOTEBOOK for s in later))
+        and all(snapshot_props(s).get(PROP_NOTEBOOK) == ROLLBACK_NOTEBOOK for s in later))
     if undone:
         return f"already at its snapshot before run {info.run_id} ({snapshot_label(tbl, cur_id)})", True
     runs: dict[str, set[str]] = {}
     for s in later:
-        p = _props(s)
+        p = snapshot_props(s)
         runs.setdefault(p.get(PROP_RUN_ID) or "(a commit without a run id)", set()).add(p.get(PROP_NOTEBOOK) or "?")
     who = ", ".join(f"run {r} ({', '.join(sorted(nbs))})" for r, nbs in runs.items())
     if follows:
@@ -542,8 +542,8 @@ def maintain(older_than: dt.timedelta, dry_run: bool = False, *, grace: dt.timed
     try:
         loaded: dict[str, Any] = {}
         locations: dict[str, str] = {}
-        for ident in _catalog_tables(cat):
-            tbl = _load(cat, ident)
+        for ident in catalog_tables(cat):
+            tbl = load_or_none(cat, ident)
             if tbl is None:
                 continue
             loc = _local(tbl.location())
@@ -674,13 +674,13 @@ def format_maintain(result: MaintainResult, older_than: str = "") -> str:
 # -- command line ------------------------------------------------------------------------------
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    _use_warehouse(args.warehouse)
+    use_warehouse(args.warehouse)
     print(format_rollback(rollback(args.run_id, force=args.force)))
     return 0
 
 
 def _cmd_maintain(args: argparse.Namespace) -> int:
-    _use_warehouse(args.warehouse)
+    use_warehouse(args.warehouse)
     older = parse_duration(args.older_than)
     grace = parse_duration(args.grace)
     print(format_maintain(maintain(older, dry_run=args.dry_run, grace=grace), args.older_than))

@@ -28,7 +28,7 @@ from ridelake.core.files import parse_iso
 from ridelake.core.manifest import read_manifest, resolve_run, runs_dir
 from ridelake.core.progress import plain_table, render_text
 from ridelake.errors import RidelakeError
-from ridelake.ops.lineage import _use_warehouse, open_catalog
+from ridelake.ops.lineage import use_warehouse, open_catalog
 from ridelake.tables import config
 
 __all__ = [
@@ -357,7 +357,7 @@ def format_result(result: Result, max_rows: int | None = 100) -> str:
 # -- command line ------------------------------------------------------------------------------
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    _use_warehouse(args.warehouse)
+    use_warehouse(args.warehouse)
     query = sys.stdin.read() if args.query == "-" else args.query
     result = run_query(query, as_of=args.as_of)
     if args.out:
