@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote, urlparse
 
+import pandas as pd
+
 from ridelake.core.files import iso, relative
 from ridelake.core.manifest import (
     RunManifest,
@@ -95,23 +97,23 @@ DEFAULT_GRACE = dt.timedelta(minutes=1)
 #: The ``ridelake.notebook`` property of the commits a rollback makes.
 ROLLBACK_NOTEBOOK = "rollback"
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+#: ``7d``, ``1d12h``, ``1.5h``: numbers each with a unit (pandas reads the rest).
+_DURATION = re.compile(r"(\d+(?:\.\d+)?[smhdw])+")
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    """Parse ``7d``, ``12h``, ``30m``, ``0s``, ``1w``, ``1d12h`` (a bare ``0`` is zero).
+    """Parse ``7d``, ``12h``, ``30m``, ``0s``, ``1w``, ``1d12h`` (a bare ``0`` is zero) with
+    :class:`pandas.Timedelta`; the form is checked first, since pandas also takes ``7`` (7 ns).
 
     Raises:
         ParameterError: anything else.
     """
     s = str(text).strip().lower().replace(" ", "")
-    if s in ("0", "0.0"):
+    if s == "0":
         return dt.timedelta(0)
-    parts = _DURATION.findall(s)
-    if not s or "".join(n + u for n, u in parts) != s:
+    if not _DURATION.fullmatch(s):
         raise ParameterError(f"not a duration: {text!r} (use e.g. 7d, 12h, 30m, 0s)")
-    return dt.timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+    return pd.Timedelta(s.replace("d", "D").replace("w", "W")).to_pytimedelta()
 
 
 def _human(n: int) -> str:
