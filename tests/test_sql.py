@@ -20,7 +20,7 @@ import pytest
 
 from ridelake import cli
 from ridelake.core.files import iso
-from ridelake.core.manifest import RunManifest, NotebookEntry, runs_dir
+from ridelake.core.manifest import NotebookEntry, RunManifest, runs_dir, update_latest
 from ridelake.ops import sql
 from ridelake.tables import catalog
 
@@ -79,6 +79,7 @@ def _record(project: Path, run_id: str, writes: dict[str, int], started: float, 
     folder = runs_dir(project) / run_id
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps(manifest.to_json()))
+    update_latest(runs_dir(project), run_id)
 
 
 def test_referenced_tables_are_the_catalogs_by_iceberg_name():
@@ -86,6 +87,9 @@ def test_referenced_tables_are_the_catalogs_by_iceberg_name():
     q = ("WITH b AS (SELECT * FROM silver.booking) SELECT v.name FROM b JOIN \"Silver\".\"Vehicle_Type\" v "
          "ON b.vehicle_type_id = v.vehicle_type_id WHERE b.booking_id IN (SELECT booking_id FROM bronze.booking)")
     assert sql.referenced_tables(q, known) == ["bronze.booking", "silver.booking", "silver.vehicle_type"]
+    assert sql.referenced_tables("SELECT v.name FROM silver.booking b JOIN silver.vehicle_type v USING (vehicle_type_id)",
+                                 known) == ["silver.booking", "silver.vehicle_type"]
+    assert sql.referenced_tables("SUMMARIZE gold.daily_booking_summary", known) == ["gold.daily_booking_summary"]
     assert sql.referenced_tables("SELECT 1", known) == []
     with pytest.raises(sql.QueryError, match="no table gold.daily_booking_sumary. Did you mean gold.daily_booking_summary"):
         sql.referenced_tables("SELECT * FROM gold.daily_booking_sumary", known)
@@ -184,7 +188,8 @@ def test_as_of_reads_the_snapshots_a_run_wrote_and_those_current_at_its_end(gold
     assert sql.run_query(q).table.to_pylist() == [{"n": 1, "b": 10}]
     as_of = sql.run_query(q, as_of="20250101T000000Z-aaaa")
     assert as_of.table.to_pylist() == [{"n": 5, "b": int(DAILY["total_bookings"].sum())}]
-    assert as_of.tables[0].snapshot_id == first.snapshot_id
+    assert as_of.tables[0].snapshot_id == first.snapshot_id and as_of.as_of == "20250101T000000Z-aaaa"
+    assert sql.run_query(q, as_of="latest").as_of == "20250101T000000Z-aaaa"  # resolved, as the footer says
     # a table the run did not write: as it was when the run finished (3 rows, not today's 1)
     assert sql.run_query("SELECT count(*) AS n FROM gold.customer_analytics",
                          as_of="20250101T000000Z-aaaa").table.to_pylist() == [{"n": 3}]
@@ -212,7 +217,7 @@ def test_as_of_refuses_a_run_of_another_warehouse_a_running_one_and_an_unknown_o
 def test_as_of_says_when_the_runs_snapshot_was_expired(gold):
     _record(gold["project"], "20250101T000000Z-eeee", {"gold.customer_analytics": 123456789},
             time.time(), time.time())
-    with pytest.raises(sql.QueryError, match="are gone"):
+    with pytest.raises(sql.QueryError, match="123456789 that run 20250101T000000Z-eeee wrote to gold.customer_analytics are gone"):
         sql.run_query("SELECT 1 FROM gold.customer_analytics", as_of="20250101T000000Z-eeee")
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "Result",
     "referenced_tables",
     "referenced_columns",
+    "load_run",
     "as_of_snapshots",
     "run_query",
     "write_result",
@@ -91,6 +92,31 @@ def _split_name(name: str) -> tuple[str, ...]:
     return tuple(p.strip().strip('"').lower() for p in bare.split("."))
 
 
+def _walk(node: Any) -> Iterable[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _syntax_tree(query: str) -> dict[str, Any] | None:
+    """DuckDB's parse tree of a SELECT statement (``json_serialize_sql``); None for any other
+    statement or a query that does not parse."""
+    import duckdb  # heavy (0.1 s): only the sql command needs it
+
+    con = duckdb.connect()
+    try:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return None if tree.get("error") else tree
+
+
 def referenced_tables(query: str, known: Iterable[str]) -> list[str]:
     """The catalog tables a query references, by ``<namespace>.<table>`` (CTE names excluded).
 
@@ -107,15 +133,20 @@ def referenced_tables(query: str, known: Iterable[str]) -> list[str]:
     """
     import duckdb  # heavy (0.1 s): only the sql command needs it
 
-    try:
-        names = duckdb.get_table_names(query, qualified=True)
-    except duckdb.Error as exc:
-        raise QueryError(f"cannot parse the query: {exc}") from None
+    tree = _syntax_tree(query)
+    if tree is not None:  # the parse tree's table references (nothing is bound yet)
+        names = [(n.get("schema_name") or "", n.get("table_name") or "") for n in _walk(tree)
+                 if n.get("type") == "BASE_TABLE"]
+        parts_list = [tuple(p.lower() for p in name if p) for name in names]
+    else:  # another statement (PIVOT, DESCRIBE...): DuckDB's own extraction
+        try:
+            parts_list = [_split_name(n) for n in duckdb.get_table_names(query, qualified=True)]
+        except duckdb.Error as exc:
+            raise QueryError(f"cannot parse the query: {exc}") from None
     tables = {t.lower(): t for t in known}
     namespaces = {t.split(".")[0] for t in tables}
     out = set()
-    for name in names:
-        parts = _split_name(name)
+    for parts in parts_list:
         ident = ".".join(parts[-2:])
         if ident in tables:
             out.add(tables[ident])
@@ -126,16 +157,6 @@ def referenced_tables(query: str, known: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-def _walk(node: Any) -> Iterable[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
 def referenced_columns(query: str) -> set[str] | None:
     """Every column name the query mentions (lower case), or None when it may use columns it does
     not name (``*``, ``COLUMNS(...)``, a natural join, a statement other than a plain SELECT).
@@ -143,20 +164,12 @@ def referenced_columns(query: str) -> set[str] | None:
     The set is a superset of what each table needs (names are not tied to tables; a table alias
     may be among them): reading a column too many is harmless, one too few is not.
     """
-    import duckdb  # heavy (0.1 s): only the sql command needs it
-
-    con = duckdb.connect()
-    try:
-        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
-    if tree.get("error"):
+    tree = _syntax_tree(query)
+    if tree is None:
         return None
     names: set[str] = set()
     for node in _walk(tree):
-        if node.get("class") == "STAR" or node.get("type") == "STAR" or node.get("ref_type") in ("NATURAL",):
+        if node.get("class") == "STAR" or node.get("type") == "STAR" or node.get("ref_type") == "NATURAL":
             return None
         if node.get("class") == "COLUMN_REF":
             names.update(str(n).lower() for n in node.get("column_names") or [])
@@ -180,32 +193,43 @@ def _run_end_ms(record: Mapping[str, Any]) -> int:
     return int(end * 1000)
 
 
-def as_of_snapshots(run_id: str, cat: Any, tables: Iterable[str], root: Path | None = None) -> dict[str, int | None]:
+def load_run(run_id: str, root: Path | None = None) -> dict[str, Any]:
+    """The record (``run.json``) of a run of this warehouse, for ``--as-of``.
+
+    Args:
+        run_id: a run id, a unique prefix of one, or ``latest``.
+        root: the project root (default :func:`ridelake.tables.config.project_root`).
+
+    Raises:
+        QueryError: no such run, or it ran on another warehouse than the configured one.
+    """
+    try:
+        record = read_manifest(resolve_run(runs_dir(root or config.project_root()), run_id))
+    except RidelakeError as exc:
+        raise QueryError(f"--as-of {run_id}: {exc}") from None
+    here = config.warehouse_location()
+    if record.get("warehouse") and record["warehouse"] != here:
+        raise QueryError(f"run {record.get('run_id', run_id)} ran on the warehouse {record['warehouse']}, not {here}: "
+                         f"pass --warehouse {record['warehouse']}")
+    return record
+
+
+def as_of_snapshots(record: Mapping[str, Any], cat: Any, tables: Iterable[str]) -> dict[str, int | None]:
     """The snapshot of each table as a run left it.
 
     Args:
-        run_id: a run id (or unique prefix, or ``latest``) under ``outputs/runs``.
+        record: the run's ``run.json`` (:func:`load_run`).
         cat: the catalog.
         tables: the identifiers wanted.
-        root: the project root (default :func:`ridelake.tables.config.project_root`).
 
     Returns:
         Table -> snapshot id: the last snapshot the run wrote to it, else the one current when the
         run finished (None: the table had no snapshot then).
 
     Raises:
-        QueryError: the run is unknown, ran on another warehouse, is still running, or a snapshot
-            it wrote has since been expired.
+        QueryError: the run is still running, or a snapshot it wrote has since been expired.
     """
-    try:
-        record = read_manifest(resolve_run(runs_dir(root or config.project_root()), run_id))
-    except RidelakeError as exc:
-        raise QueryError(f"--as-of {run_id}: {exc}") from None
-    rid = record.get("run_id", run_id)
-    here = config.warehouse_location()
-    if record.get("warehouse") and record["warehouse"] != here:
-        raise QueryError(f"run {rid} ran on the warehouse {record['warehouse']}, not {here}: "
-                         f"pass --warehouse {record['warehouse']}")
+    rid = record.get("run_id", "?")
     written: dict[str, list[int]] = {}
     for nb in record.get("notebooks") or []:
         for table, snap in (nb.get("writes") or {}).items():
@@ -218,10 +242,10 @@ def as_of_snapshots(run_id: str, cat: Any, tables: Iterable[str], root: Path | N
         if ident in written:
             snaps = [table.snapshot_by_id(s) for s in written[ident]]
             gone = [s for s, snap in zip(written[ident], snaps) if snap is None]
-            if len(gone) == len(snaps):
-                raise QueryError(f"the snapshot(s) run {rid} wrote to {ident} ({', '.join(map(str, gone))}) are gone "
+            if gone:  # (the one gone may be its last)
+                raise QueryError(f"snapshot(s) {', '.join(map(str, gone))} that run {rid} wrote to {ident} are gone "
                                  "(expired by `ridelake maintain`): cannot read the table as that run left it")
-            last = max((s for s in snaps if s is not None), key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
+            last = max(snaps, key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
             out[ident] = last.snapshot_id
             continue
         if end_ms is None:
@@ -272,7 +296,8 @@ def run_query(query: str, as_of: str | None = None, cat: Any = None) -> Result:
     known = [".".join(ident) for ns in cat.list_namespaces() for ident in cat.list_tables(ns)]
     idents = referenced_tables(query, known)
     wanted = referenced_columns(query)
-    snapshots = as_of_snapshots(as_of, cat, idents) if as_of else {}
+    record = load_run(as_of) if as_of else None
+    snapshots = as_of_snapshots(record, cat, idents) if record is not None else {}
     con = duckdb.connect()
     refs: list[TableRef] = []
     try:
@@ -295,7 +320,7 @@ def run_query(query: str, as_of: str | None = None, cat: Any = None) -> Result:
             raise QueryError(_explain(str(exc), known)) from None
     finally:
         con.close()
-    return Result(answer, refs, as_of)
+    return Result(answer, refs, record.get("run_id", as_of) if record is not None else None)
 
 
 def _explain(message: str, known: list[str]) -> str:
