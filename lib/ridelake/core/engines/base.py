@@ -21,6 +21,7 @@ from ridelake.errors import ExecutionError, final_error_names
 
 __all__ = [
     "FINAL_ERRORS",
+    "PYTHON_ERRORS",
     "KERNEL_NAME",
     "Task",
     "Outcome",
@@ -71,6 +72,13 @@ class Task:
 #: delivery file that cannot be read, a bad parameter or setting. A notebook failing with one of
 #: them is not retried (a kernel that did not start, a commit conflict or a dead kernel are).
 FINAL_ERRORS = final_error_names()
+
+#: Built-in exceptions that notebook code raises again on every attempt with the same inputs (a bad
+#: value or type, a missing key, name or attribute, a division by zero, an index out of range): not
+#: retried either. Left retryable on purpose: RuntimeError, OSError, MemoryError (may pass), and
+#: what never arrives under these names (a dead kernel, a cell timeout, CommitFailedException).
+PYTHON_ERRORS = frozenset({"ValueError", "TypeError", "KeyError", "NameError", "AttributeError",
+                           "ZeroDivisionError", "IndexError"})
 
 
 @dataclass
@@ -236,13 +244,14 @@ def papermill_failure(exc: BaseException) -> tuple[str, int | None, bool]:
 
     Returns:
         ``(error, cell, retryable)``: ``cell N: EName: evalue`` and N for a failing cell (not
-        retryable when the error is one of :data:`FINAL_ERRORS`), else ``EName: message``,
-        None and True (a kernel that did not start or died, a timeout, an I/O error).
+        retryable when the error is one of :data:`FINAL_ERRORS` or :data:`PYTHON_ERRORS`), else
+        ``EName: message``, None and True (a kernel that did not start or died, a timeout, an I/O
+        error).
     """
     from papermill.exceptions import PapermillExecutionError  # loaded with papermill anyway
 
     if isinstance(exc, PapermillExecutionError):
         evalue = str(exc.evalue).strip()
         error = f"cell {exc.cell_index}: {exc.ename}: {evalue}" if evalue else f"cell {exc.cell_index}: {exc.ename}"
-        return error, exc.cell_index, exc.ename not in final_error_names()
+        return error, exc.cell_index, exc.ename not in final_error_names() | PYTHON_ERRORS
     return f"{type(exc).__name__}: {str(exc).strip() or repr(exc)}", None, True
