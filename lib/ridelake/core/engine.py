@@ -40,7 +40,7 @@ __all__ = [
 
 
 def make_engine(slots: int, fresh_kernels: bool = False, cell_timeout: float | None = None,
-                notebooks: Iterable[Path] = ()) -> Engine:
+                notebooks: Iterable[Path] = (), prestart: bool = True) -> Engine:
     """The engine a run uses by default.
 
     Args:
@@ -49,6 +49,9 @@ def make_engine(slots: int, fresh_kernels: bool = False, cell_timeout: float | N
         cell_timeout: seconds a cell may run (None: no limit); past it the attempt fails
             (retryable) and a warm kernel is replaced.
         notebooks: the pipeline's notebooks; the warm kernels import what they import, at start.
+        prestart: start the first warm kernel now, in the background (for a command that is
+            sure to run a notebook); else when the first notebook is due, so a run that finds
+            everything up-to-date starts no kernel at all.
 
     Returns:
         A :class:`WarmEngine` whose kernels are already starting in the background, or a
@@ -57,4 +60,4 @@ def make_engine(slots: int, fresh_kernels: bool = False, cell_timeout: float | N
     if fresh_kernels:
         return PapermillEngine(execution_timeout=cell_timeout)
     preload = [*DEFAULT_PRELOAD, *notebook_imports(notebooks)]
-    return WarmEngine(slots, preload=preload, execution_timeout=cell_timeout)
+    return WarmEngine(slots, preload=preload, execution_timeout=cell_timeout, start=prestart)

@@ -573,8 +573,9 @@ def execute(
 
     # 1-2. parameters and plan; the default engine's kernels start meanwhile, in the background
     if engine is None and executor is None and not request.dry_run:
+        sure_to_run = request.force or request.from_failure or any(st.selectors for st in request.stages)
         engine = make_engine(jobs, request.fresh_kernels, request.cell_timeout,
-                             [spec.path for spec in pipe.notebooks.values()])
+                             [spec.path for spec in pipe.notebooks.values()], prestart=sure_to_run)
         close_early = getattr(engine, "close", None)
     else:
         close_early = None
