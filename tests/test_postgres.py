@@ -137,6 +137,8 @@ def test_the_password_is_in_no_file_and_no_output(runs):
     printed.append(_ridelake(["history", "gold.daily_booking_summary"], project, env, timeout=300))
     printed.append(_ridelake(["report"], project, env, timeout=300))
     printed.append(_ridelake(["show"], project, env, timeout=300))
+    printed.append(_ridelake(["sql", "SELECT count(*) FROM gold.customer_analytics", "--as-of", "latest"], project, env,
+                             timeout=300))
     for proc in printed:
         assert proc.returncode == 0, proc.args[3:]
         assert runs["password"] not in proc.stdout + proc.stderr, proc.args[3:]
@@ -216,3 +218,15 @@ def test_concurrent_commits_to_one_table_all_land(postgres, tmp_path):
         snap = by_id.get(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
     assert len(chain) == 15  # no commit was lost by overwriting another's metadata pointer
     assert retries >= 1  # the writers did collide (and pyiceberg retried on the winner's snapshot)
+
+
+def test_sql_reads_the_postgres_catalog_as_the_sqlite_one(runs):
+    q = ("SELECT vehicle_type_name, booking_status_name, sum(total_bookings) AS bookings, round(sum(total_revenue), 2) "
+         "AS revenue FROM gold.daily_booking_summary GROUP BY ALL ORDER BY ALL")
+    out = {}
+    for name in ("sqlite", "postgres"):
+        run = runs[name]
+        proc = _ridelake(["sql", q, "--max-rows", "0"], run["project"], run["env"], timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out[name] = proc.stdout
+    assert out["sqlite"] == out["postgres"] and "Completed" in out["postgres"]
