@@ -69,6 +69,11 @@ class Decided:
         """Rows that lost to a later row of the same booking."""
         return self.rows - self.bookings
 
+    def of_month(self, month: str | None) -> pd.DataFrame:
+        """:attr:`per_month` of one month (every month when None): the ``winners`` ref of a write."""
+        rows = self.per_month if month is None else self.per_month[self.per_month["extraction_month"] == month]
+        return rows.reset_index(drop=True)
+
     @property
     def months(self) -> list[str]:
         """Months with winning rows."""
