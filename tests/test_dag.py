@@ -130,3 +130,24 @@ def test_the_project_pipeline() -> None:
     assert pipe.spec("bronze/prepare").table == "bronze.rejected_row"
     assert pipe.downstream("silver/booking") >= {"silver/ride", "gold/daily_booking_summary"}
     assert isinstance(pipe, Pipeline)
+
+
+def test_parameter_names_are_cached_by_cell_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ridelake.core import dag
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = _project(tmp_path, SMALL, {"a/load": "source_file = None\nextraction_date = None",
+                                      "a/one": "extraction_month = None", "a/two": None,
+                                      "b/join": "target_date = None"})
+    first = load_pipeline(root)
+    cache = json.loads(dag.parameters_cache().read_text())
+    assert sorted(map(tuple, cache.values())) == [("extraction_month",), ("source_file", "extraction_date"),
+                                                   ("target_date",)]
+    # a cached cell is not parsed again: a poisoned entry shows it is used
+    key = next(k for k, v in cache.items() if v == ["target_date"])
+    dag.parameters_cache().write_text(json.dumps({**cache, key: ["from_cache"]}))
+    assert load_pipeline(root).spec("b/join").parameters == ("from_cache",)
+    # an edited cell is parsed (and cached) anew
+    _notebook(root / "notebooks" / "b" / "join.ipynb", "target_date = None\nmore = 1")
+    assert load_pipeline(root).spec("b/join").parameters == ("target_date", "more")
+    assert first.spec("a/load").parameters == ("source_file", "extraction_date")

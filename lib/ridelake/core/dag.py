@@ -17,7 +17,9 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -25,10 +27,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from ridelake.core.files import write_atomic
 from ridelake.core.project import project_root
 from ridelake.errors import ConfigError
 
 __all__ = [
+    "parameters_cache",
     "NotebookSpec",
     "Pipeline",
     "load_pipeline",
@@ -37,6 +41,13 @@ __all__ = [
     "key_month",
     "execution_deps",
 ]
+
+
+def parameters_cache() -> Path:
+    """Where the names of parameters cells already read are kept, by the cell's sha256 (so one
+    file serves every project): ``$XDG_CACHE_HOME/ridelake/parameters.json``, else ``~/.cache/...``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ridelake" / "parameters.json"
 
 
 @dataclass(frozen=True)
@@ -70,11 +81,13 @@ class NotebookSpec:
         return next((dataset for dataset in self.writes if dataset not in self.handoffs), None)
 
 
-def notebook_parameters(path: str | Path) -> tuple[str, ...]:
+def notebook_parameters(path: str | Path, cache: dict[str, list[str]] | None = None) -> tuple[str, ...]:
     """The parameter names a notebook declares in its cell tagged ``parameters``.
 
     Args:
         path: the ``.ipynb`` file.
+        cache: sha256 of a parameters cell's text -> its names; consulted and filled (papermill
+            takes half a second to import, which a command that runs nothing should not pay).
 
     Returns:
         The names in the order they appear; empty when no cell is tagged ``parameters``.
@@ -82,9 +95,6 @@ def notebook_parameters(path: str | Path) -> tuple[str, ...]:
     Raises:
         ConfigError: the file is not a notebook or the cell is not valid Python.
     """
-    # papermill is heavy to import (~0.5 s); only commands that load the DAG pay for it
-    from papermill.translators import PythonTranslator
-
     file = Path(path)
     try:
         nb = json.loads(file.read_text(encoding="utf-8"))
@@ -100,9 +110,17 @@ def notebook_parameters(path: str | Path) -> tuple[str, ...]:
                     str(file), "exec")
         except SyntaxError as exc:
             raise ConfigError(f"{file}: the parameters cell is not valid Python: {exc}") from None
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if cache is not None and digest in cache:
+            return tuple(cache[digest])
+        # heavy (~0.5 s), and needed only for a parameters cell not seen before
+        from papermill.translators import PythonTranslator
+
         # the kernels are IPython, so papermill's Python translator reads the cell as papermill would
-        names = [p.name for p in PythonTranslator.inspect({"source": text})]
-        return tuple(dict.fromkeys(names))
+        names = tuple(dict.fromkeys(p.name for p in PythonTranslator.inspect({"source": text})))
+        if cache is not None:
+            cache[digest] = list(names)
+        return names
     return ()
 
 
@@ -298,6 +316,9 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
     if unknown_top:
         raise ConfigError(f"{file}: unknown key(s) {', '.join(sorted(unknown_top))}")
     handoffs = frozenset(_dataset_list(file, "handoffs", data, "handoffs"))
+    cache_file = parameters_cache()
+    cache = _read_cache(cache_file)
+    seen = dict(cache)
     specs: dict[str, NotebookSpec] = {}
     missing: list[str] = []
     for name, entry in entries.items():
@@ -314,7 +335,7 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
         path = nb_dir / f"{name}.ipynb"
         params: tuple[str, ...] = ()
         if path.is_file():
-            params = notebook_parameters(path)
+            params = notebook_parameters(path, cache)
         else:
             missing.append(name)
         specs[name] = NotebookSpec(name, path, reads, writes, params, handoffs)
@@ -334,7 +355,23 @@ def load_pipeline(root: str | Path | None = None, *, strict: bool = True) -> Pip
                             + ", ".join(f"notebooks/{e}" for e in extra))
         if problems:
             raise ConfigError(f"{file}: " + "; ".join(problems))
+    if cache != seen:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cache_file, json.dumps(cache, indent=0, sort_keys=True))
+        except OSError:
+            pass  # a cache only: the next command parses again
     return Pipeline(root=base, notebooks=specs, source=file, handoffs=handoffs)
+
+
+def _read_cache(file: Path) -> dict[str, list[str]]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): [str(n) for n in v] for k, v in data.items() if isinstance(v, list)}
 
 
 def _dataset_list(file: Path, name: str, entry: Mapping[str, Any], key: str) -> tuple[str, ...]:
