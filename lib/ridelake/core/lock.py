@@ -17,6 +17,10 @@ Behaviour:
   fails if the lock exists; ``O_EXCL`` where links are unsupported). Breaking a stale lock
   renames it aside first and puts it back if it turns out to have changed meanwhile, so two
   runs breaking the same stale lock cannot both win.
+
+A file excludes only the runs that see the same file. A project can supply another lock through
+:meth:`~ridelake.core.project.Project.lock` (any :class:`RunLock`); :func:`lock_for` gives the
+project's, else this file lock.
 """
 
 from __future__ import annotations
@@ -30,13 +34,36 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ridelake.errors import LockError
 
-__all__ = ["LOCK_NAME", "lock_path", "read_lock", "pid_alive", "stale_reason", "WarehouseLock"]
+__all__ = ["LOCK_NAME", "RunLock", "lock_path", "read_lock", "pid_alive", "stale_reason", "WarehouseLock", "lock_for"]
 
 LOCK_NAME = ".ridelake.lock"
+
+
+class RunLock(Protocol):
+    """What the core asks of a warehouse lock (:class:`WarehouseLock`, or the project's own, e.g.
+    one kept in a catalog database so that runs on other machines are excluded too).
+
+    Attributes:
+        broke: after :meth:`acquire`, why a stale lock was broken to take it (else None).
+    """
+
+    broke: str | None
+
+    def acquire(self, wait: float = 0.0, poll: float = 0.5) -> None:
+        """Take the lock (breaking a stale one), waiting up to ``wait`` seconds.
+
+        Raises:
+            LockError: another live run holds it, naming that run.
+        """
+        ...
+
+    def release(self) -> None:
+        """Give the lock back if it is still ours; safe to call twice."""
+        ...
 
 
 def lock_path(warehouse: str, root: str | Path) -> Path:
@@ -269,3 +296,18 @@ class WarehouseLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def lock_for(project: Any, run_id: str) -> RunLock:
+    """The lock a run of ``project`` takes: the project's ``lock(run_id)`` when it has one, else
+    the file lock of its warehouse (:func:`lock_path`).
+
+    Args:
+        project: a :class:`~ridelake.core.project.Project`.
+        run_id: the run that will hold the lock.
+    """
+    make = getattr(project, "lock", None)
+    if make is not None:
+        return make(run_id)
+    warehouse = project.warehouse()
+    return WarehouseLock(lock_path(warehouse, project.root), run_id, warehouse=warehouse)

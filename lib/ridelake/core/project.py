@@ -104,6 +104,17 @@ class Project(Protocol):
         """The catalog as run records show it, credentials masked (None: the project's default)."""
         ...
 
+    def lock(self, run_id: str) -> Any:
+        """The warehouse lock ``run_id`` takes (a :class:`~ridelake.core.lock.RunLock`): one that
+        every machine running against the warehouse sees. Optional: without this method the core
+        uses a lock file (:func:`ridelake.core.lock.lock_for`)."""
+        ...
+
+    def state(self) -> Any:
+        """The warehouse's up-to-date state (a :class:`~ridelake.core.uptodate.StateStore`), shared
+        like the lock. Optional: without it the core uses a file (:func:`ridelake.core.uptodate.state_for`)."""
+        ...
+
     def bootstrap(self) -> None:
         """Prepare the storage once before the first notebook (catalog, namespaces, tables)."""
         ...

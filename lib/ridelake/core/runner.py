@@ -44,7 +44,7 @@ import yaml
 from ridelake.core.dag import NotebookSpec, Pipeline, execution_deps, key_month, layered, load_pipeline
 from ridelake.core.engine import Engine, Executor, Task, ThreadExecutor, make_engine
 from ridelake.errors import ConfigError, ParameterError, SelectionError
-from ridelake.core.lock import WarehouseLock, lock_path
+from ridelake.core.lock import lock_for
 from ridelake.core.project import Project
 from ridelake.core.protocol import ENV, RunStatus
 from ridelake.core.files import relative
@@ -64,7 +64,7 @@ from ridelake.core.scheduler import (
     Scheduler,
 )
 from ridelake.core.selection import named, select
-from ridelake.core.uptodate import Decision, StateStore, UpToDate, params_hash, state_path
+from ridelake.core.uptodate import Decision, UpToDate, params_hash, state_for
 
 __all__ = [
     "EXIT_OK",
@@ -601,7 +601,7 @@ def execute(
         project.check_params({n.key: n.params for n in plan.first})
         # 3. lock, catalog
         run_id = new_run_id()
-        lock = WarehouseLock(lock_path(warehouse, base), run_id, warehouse=warehouse)
+        lock = lock_for(project, run_id)  # the project's (e.g. in its catalog database), else a file
         lock.acquire(wait=request.wait)
     except BaseException:
         if close_early is not None:
@@ -658,8 +658,7 @@ def execute(
 def _up_to_date(pipe: Pipeline, project: Project, run_id: str, force: bool = False,
                 named: set[str] | None = None) -> UpToDate:
     """The up-to-date check on the project's warehouse state and table versions."""
-    warehouse = project.warehouse()
-    return UpToDate(pipe, StateStore(state_path(warehouse, project.root), warehouse), project.snapshots(),
+    return UpToDate(pipe, state_for(project), project.snapshots(),
                     run_id, force=force, file_params=project.file_params, named=named or ())
 
 

@@ -29,8 +29,10 @@ is seen. ``--force`` runs everything selected (and still records what ran).
 **And its own tables** must still be at the snapshots it produced: every table its receipts show
 it wrote, and every Iceberg table it declares writing (no receipt for one: it runs).
 
-**State**: one JSON file per warehouse (:func:`state_path`): ``<warehouse>/_ridelake/state.json``
-for a local warehouse, ``<root>/outputs/state/<sha256(url)[:16]>.json`` for an object store. It
+**State**: one JSON document per warehouse: by default a file (:func:`state_path`):
+``<warehouse>/_ridelake/state.json`` for a local warehouse, ``<root>/outputs/state/<sha256(url)[:16]>.json``
+for an object store; a project may keep it elsewhere (:func:`state_for`: its ``state()``, e.g. a
+row of a catalog database that the runs of every machine share). It
 holds, per key, the last successful execution: the fingerprint, the snapshots it read and wrote,
 its run id and time. It is written atomically by the run holding the warehouse lock: an entry is
 dropped when its key starts an attempt (a killed or failed run leaves none) and written when it
@@ -81,6 +83,7 @@ __all__ = [
     "Fingerprint",
     "Decision",
     "StateStore",
+    "state_for",
     "UpToDate",
     "record_success",
 ]
@@ -161,28 +164,71 @@ class StateStore:
 
     An unreadable file or one of another version reads as empty (everything runs).
 
+    A state kept elsewhere (a database row that runs on several machines share) is a subclass
+    that passes no ``path`` and overrides :meth:`read_text`, :meth:`write_text` and :meth:`where`;
+    the document and its rules stay these.
+
     Args:
-        path: the file (see :func:`state_path`).
+        path: the file (see :func:`state_path`); None for a subclass that keeps it elsewhere.
         warehouse: recorded in the file, for people.
     """
 
-    def __init__(self, path: str | Path, warehouse: str = "") -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None, warehouse: str = "") -> None:
+        self.path = Path(path) if path is not None else None
         self.warehouse = warehouse
         self.entries: dict[str, dict[str, Any]] = {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.read_text()
+            data = json.loads(text) if text else None
         except (OSError, ValueError):
             data = None
         if isinstance(data, dict) and data.get("version") == STATE_VERSION and isinstance(data.get("entries"), dict):
             self.entries = {str(k): v for k, v in data["entries"].items() if isinstance(v, dict)}
 
-    def save(self) -> None:
-        """Write the file atomically (a temporary file, then ``os.replace``)."""
+    def where(self) -> str:
+        """Where the state is kept, for messages."""
+        return str(self.path)
+
+    def read_text(self) -> str | None:
+        """The stored document (None: there is none).
+
+        Raises:
+            OSError: it cannot be read (the state then reads as empty).
+        """
+        if self.path is None or not self.path.exists():
+            return None
+        return self.path.read_text(encoding="utf-8")
+
+    def write_text(self, text: str) -> None:
+        """Replace the stored document atomically (a temporary file, then ``os.replace``).
+
+        Raises:
+            OSError: it cannot be written.
+        """
+        if self.path is None:
+            raise OSError("this state has no file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, text)
+
+    def save(self) -> None:
+        """Write the document (see :meth:`write_text`)."""
         data = {"version": STATE_VERSION, "warehouse": self.warehouse, "updated_at": iso(time.time()),
                 "entries": self.entries}
-        write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+        self.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def state_for(project: Any) -> StateStore:
+    """The up-to-date state of a project's warehouse: the project's ``state()`` when it has one,
+    else the file of :func:`state_path`.
+
+    Args:
+        project: a :class:`~ridelake.core.project.Project`.
+    """
+    make = getattr(project, "state", None)
+    if make is not None:
+        return make()
+    warehouse = project.warehouse()
+    return StateStore(state_path(warehouse, project.root), warehouse)
 
 
 class UpToDate(Listener):
@@ -333,7 +379,7 @@ class UpToDate(Listener):
         try:
             self.store.save()
         except OSError as exc:
-            self.save_error = f"{self.store.path}: {exc}"
+            self.save_error = f"{self.store.where()}: {exc}"
 
     def on_start(self, state: NodeState, attempt: int) -> None:
         """An attempt starts: its old entry no longer describes the tables (written at once)."""

@@ -17,8 +17,10 @@ from typing import Any, Iterable, Mapping
 
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
+from ridelake.core.lock import RunLock, WarehouseLock, lock_path
 from ridelake.core.project import Partitions, SnapshotSource, project_root
 from ridelake.core.redact import redact
+from ridelake.core.uptodate import StateStore, state_path
 from ridelake.errors import ParameterError
 from ridelake.tables import catalog, config, source
 
@@ -27,6 +29,9 @@ __all__ = ["RideBookings", "CatalogSnapshots", "PARTITION_BYTES", "WRITE"]
 #: The parameter that makes a notebook write its table (``write = False`` in every parameters
 #: cell; the runner always passes True).
 WRITE = "write"
+
+#: Settings of the object store the kernels receive (never credentials).
+_S3_SETTINGS = ("RIDELAKE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 #: A whole run partitions by month a delivery file at least this large (about 750,000 rows).
 PARTITION_BYTES = 128 * 2**20
@@ -113,7 +118,36 @@ class RideBookings:
             env["RIDELAKE_WAREHOUSE"] = self.warehouse()
         if os.environ.get("RIDELAKE_CATALOG_URI"):
             env["RIDELAKE_CATALOG_URI"] = os.environ["RIDELAKE_CATALOG_URI"]
+        for name in _S3_SETTINGS:  # where the object store is (credentials: each machine's own)
+            if os.environ.get(name):
+                env[name] = os.environ[name]
         return env
+
+    def _server_catalog(self) -> str | None:
+        """The catalog URL when it is a database server (else None: a SQLite file); an object-store
+        warehouse without one is a :class:`~ridelake.errors.ConfigError` (:func:`config.catalog_uri`)."""
+        uri = config.catalog_uri(self.warehouse())
+        return None if uri.lower().startswith("sqlite") else uri
+
+    def lock(self, run_id: str) -> RunLock:
+        """The warehouse lock: a row in the catalog database for a server catalog, which excludes
+        runs on every machine (:class:`ridelake.tables.coordination.CatalogLock`); else the lock file."""
+        uri = self._server_catalog()
+        if uri is None:
+            return WarehouseLock(lock_path(self.warehouse(), self.root), run_id, warehouse=self.warehouse())
+        from ridelake.tables import coordination  # SQLAlchemy (heavy): server catalogs only
+
+        return coordination.CatalogLock(uri, self.warehouse(), run_id)
+
+    def state(self) -> StateStore:
+        """The up-to-date state: a row in the catalog database for a server catalog, shared by the
+        runs of every machine (:class:`ridelake.tables.coordination.CatalogStateStore`); else the file."""
+        uri = self._server_catalog()
+        if uri is None:
+            return StateStore(state_path(self.warehouse(), self.root), self.warehouse())
+        from ridelake.tables import coordination  # as in lock()
+
+        return coordination.CatalogStateStore(uri, self.warehouse())
 
     def catalog(self) -> str | None:
         """The catalog as records and reports show it: ``RIDELAKE_CATALOG_URI`` with its password

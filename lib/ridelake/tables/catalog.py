@@ -29,7 +29,7 @@ import pandas as pd
 from ridelake.core.files import current_user
 from ridelake.core.protocol import ENV
 from ridelake.core.redact import redact, redact_text
-from ridelake.tables import config, writes
+from ridelake.tables import config, storage, writes
 from ridelake.errors import CatalogError
 from ridelake.tables.schemas import NAMESPACES, TABLES, TableSpec, table_spec
 
@@ -143,6 +143,7 @@ def get_catalog(warehouse: str | None = None, uri: str | None = None) -> Any:
                     init_catalog_tables="true" if fresh or server else "false",
                     # a server may drop a connection while a warm kernel idles: check it before use
                     pool_pre_ping="true" if server else "false",
+                    **storage.catalog_properties(location),  # S3 endpoint and region (no credentials)
                 )
             except (ImportError, SQLAlchemyError) as exc:  # no driver, no server, wrong password...
                 # never the password: the URL and the driver's message are shown masked

@@ -5,7 +5,10 @@ from environment variables first (docs/contract.md §7) and sensible project-rel
 
 - ``RIDELAKE_HOME``          project root (default: found by walking up to ``notebooks/pipeline.yaml``)
 - ``RIDELAKE_WAREHOUSE``     warehouse path or object-store URL (default ``<root>/warehouse``)
-- ``RIDELAKE_CATALOG_URI``   SQLAlchemy URL of the catalog (default SQLite ``<warehouse>/catalog.db``)
+- ``RIDELAKE_CATALOG_URI``   SQLAlchemy URL of the catalog (default SQLite ``<warehouse>/catalog.db``;
+                            an object-store warehouse needs a server catalog)
+- ``RIDELAKE_S3_ENDPOINT``   an S3-compatible endpoint (else ``AWS_ENDPOINT_URL``), with the usual
+                            ``AWS_*`` credentials and region (see :mod:`ridelake.tables.storage`)
 - ``RIDELAKE_RUN_ID``, ``RIDELAKE_NOTEBOOK``, ``RIDELAKE_PARAMS_HASH``  set by the runner for provenance
 """
 
@@ -84,11 +87,22 @@ def catalog_uri(warehouse: str | None = None) -> str:
     Returns:
         ``RIDELAKE_CATALOG_URI`` when set, else SQLite at ``<warehouse>/catalog.db`` opened with a
         30 s busy timeout so parallel notebooks wait for each other's commits instead of failing.
+
+    Raises:
+        ConfigError: an object-store warehouse without a server catalog (none set, or SQLite).
     """
     env = os.environ.get("RIDELAKE_CATALOG_URI")
-    if env:
+    if env and not env.lower().startswith("sqlite"):
         return env
     location = warehouse or warehouse_location()
+    if env and not is_local_warehouse(location):
+        raise ConfigError(
+            f"the warehouse {location} is on an object store but the catalog is a SQLite file: runs on other "
+            "machines could neither see it nor share the warehouse lock and up-to-date state kept with it; set "
+            "RIDELAKE_CATALOG_URI to a server catalog (e.g. postgresql+psycopg://user@host/ridelake)"
+        )
+    if env:
+        return env
     if not is_local_warehouse(location):
         raise ConfigError(
             f"the warehouse {location} is not a local folder: set RIDELAKE_CATALOG_URI "

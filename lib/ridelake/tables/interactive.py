@@ -35,7 +35,6 @@ from typing import Any, Callable, Mapping
 
 from ridelake.core.dag import NotebookSpec, Pipeline, load_pipeline
 from ridelake.core.files import current_user, iso, relative
-from ridelake.core.lock import WarehouseLock, lock_path
 from ridelake.core.manifest import (
     NotebookEntry,
     RunManifest,
@@ -47,7 +46,7 @@ from ridelake.core.manifest import (
 )
 from ridelake.core.protocol import Status
 from ridelake.core.report import write_after_run
-from ridelake.core.uptodate import StateStore, params_hash, record_success, state_path
+from ridelake.core.uptodate import params_hash, record_success
 from ridelake.errors import CatalogError
 from ridelake.tables import catalog, config, writes
 from ridelake.tables.adapter import WRITE, RideBookings
@@ -167,7 +166,7 @@ def write(identifier: str, do_write: Callable[[dict[str, str]], catalog.WriteRes
     run_id = new_interactive_run_id()
     warehouse = project.warehouse()
     folder = runs_dir(root) / run_id
-    lock = WarehouseLock(lock_path(warehouse, root), run_id, warehouse=warehouse)
+    lock = project.lock(run_id)
     lock.acquire(wait=0.0)
     try:
         before, rows_before = _table_state(identifier)
@@ -198,7 +197,7 @@ def write(identifier: str, do_write: Callable[[dict[str, str]], catalog.WriteRes
         except OSError as exc:
             notes.append(f"warning: could not write its run record ({exc}); the snapshot still carries "
                          f"run id {run_id}")
-        entry = record_success(pipe, StateStore(state_path(warehouse, root), warehouse), project.snapshots(),
+        entry = record_success(pipe, project.state(), project.snapshots(),
                                key=spec.name, params=params, run_id=run_id, receipts=[*read, wrote],
                                file_params=project.file_params)
         if entry is None:
