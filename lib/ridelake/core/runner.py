@@ -7,7 +7,8 @@
    ``-p key=value`` overrides; ``extraction_date: null`` becomes today's UTC date, a relative
    ``source_file`` an absolute path; each notebook receives only the names it declares, and an
    override no planned notebook declares is a :class:`~ridelake.errors.ParameterError`;
-3. take the warehouse lock (:mod:`ridelake.core.lock`), bootstrap the catalog once;
+3. take the warehouse lock (:mod:`ridelake.core.lock`); the project bootstraps its storage once,
+   before the first notebook starts (a run with nothing to do never touches it);
 4. run the plan's stages with the :class:`~ridelake.core.scheduler.Scheduler` on an
    :class:`~ridelake.core.engine.Executor` (by default papermill in threads); as each notebook
    becomes ready the scheduler asks :class:`~ridelake.core.uptodate.UpToDate` whether it must run:
@@ -332,9 +333,22 @@ def _kernel_env(record: RunRecord, node: PlannedNode, attempt: int, project: Pro
     return env
 
 
+def _once(fn: Callable[[], Any]) -> Callable[[], None]:
+    """``fn``, called the first time only (on the scheduling thread)."""
+    done: list[bool] = []
+
+    def call() -> None:
+        if not done:
+            fn()
+            done.append(True)
+
+    return call
+
+
 def _task_factory(record: RunRecord, planned: Mapping[str, PlannedNode],
-                  project: Project) -> Callable[[str, int], Task]:
+                  project: Project, before_first: Callable[[], None] = lambda: None) -> Callable[[str, int], Task]:
     def make_task(key: str, attempt: int) -> Task:
+        before_first()  # the project's bootstrap: only a run that runs something pays for it
         node = planned[key]
         output = record.output(key)
         if attempt > 1 and output.exists():  # keep the failed attempt's notebook beside the next one
@@ -500,7 +514,8 @@ def _should_run(fresh: UpToDate, record: RunRecord) -> Callable[[str], bool]:
 
 
 def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRecord, pool: Executor,
-                progress: Progress, err: TextIO, project: Project, fresh: UpToDate | None = None) -> bool:
+                progress: Progress, err: TextIO, project: Project, fresh: UpToDate | None = None,
+                bootstrap: Callable[[], None] = lambda: None) -> bool:
     """Run the stages one after the other; a stage after one that did not succeed is skipped.
 
     Returns:
@@ -519,7 +534,7 @@ def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRec
             record.save()
             continue
         progress.outputs.update({n.key: relative(record.output(n.key), record.root) for n in nodes})
-        sched = Scheduler(_link(pipe, nodes), pool, _task_factory(record, planned, project), retries=request.retries,
+        sched = Scheduler(_link(pipe, nodes), pool, _task_factory(record, planned, project, bootstrap), retries=request.retries,
                           retry_delay=request.retry_delay, listener=MultiListener(fresh, record, progress),
                           should_run=_should_run(fresh, record) if fresh is not None else None)
         record.track(sched.states)
@@ -614,7 +629,7 @@ def execute(
     try:
         if lock.broke:
             err.write(f"note: {lock.broke}\n")
-        project.bootstrap()
+        bootstrap = _once(project.bootstrap)
         fresh = _up_to_date(pipe, project, run_id, force=request.force,
                             named={n for st in request.stages for n in named(pipe, st.selectors)})
         # 4-5. run folder, stages, record
@@ -626,7 +641,7 @@ def execute(
                   f" -> {record.data['run_folder']}\n")
         progress = Progress(err, live=live, max_attempts=request.retries + 1)
         progress.start()
-        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, project, fresh)
+        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, project, fresh, bootstrap)
         if fresh.save_error:
             err.write(f"note: could not record which notebooks are up-to-date ({fresh.save_error}); "
                       "the next run will rerun them\n")
