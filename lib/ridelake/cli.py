@@ -30,6 +30,7 @@ run (nothing ran; pass ``--wait SECONDS`` to wait); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -38,8 +39,7 @@ from typing import Any, Sequence
 from ridelake.core.project import project_root
 from ridelake.core.redact import redact
 from ridelake.errors import LockError, ParameterError, RidelakeError
-from ridelake.ops import lineage, maintenance, sql
-from ridelake.tables import recipes
+from ridelake.tables import config, recipes
 
 __all__ = ["main", "build_parser", "parse_assignments", "EXIT_USAGE", "EXIT_LOCKED"]
 
@@ -81,7 +81,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from ridelake.tables import catalog, config  # lazy (start-up)
 
-    lineage.use_warehouse(args.warehouse)
+    config.use_warehouse(args.warehouse)
     created = catalog.bootstrap()
     print(f"catalog {redact(config.catalog_uri())}: created {len(created)} table(s)"
           + (f": {', '.join(created)}" if created else " (all present)"))
@@ -117,7 +117,7 @@ def _run_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ridelake.core.runner import Stage, execute  # lazy (start-up)
     from ridelake.tables.adapter import RideBookings  # lazy (start-up)
 
-    lineage.use_warehouse(args.warehouse)
+    config.use_warehouse(args.warehouse)
     recipe = getattr(args, "recipe", None)
     if recipe is None:  # `run [SELECTORS]`: a large delivery runs bronze and the facts month by month
         stages, flags = [Stage("run", tuple(args.selectors), per_month=True, max_months=None)], {}
@@ -188,8 +188,21 @@ def _runner_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every subcommand."""
+#: Commands whose modules are heavy to import (pandas, pyiceberg, nbconvert) -> their module, which
+#: has a ``register(subparsers)``: the parser imports only the one a command line names.
+_LAZY = {"report": "ridelake.core.report", "history": "ridelake.ops.lineage",
+         "rollback": "ridelake.ops.maintenance", "maintain": "ridelake.ops.maintenance", "sql": "ridelake.ops.sql"}
+
+
+#: The commands defined here and in :mod:`ridelake.tables.recipes` (light to import).
+_CORE_COMMANDS = ("generate", "init", "run", "runs", "show", *recipes.RECIPES)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser: every subcommand, but of the heavy ones (:data:`_LAZY`) only the
+    one ``argv`` names (all of them for ``--help``, no command, or an unknown one)."""
+    named = next((a for a in argv or () if not a.startswith("-")), None)
+    wanted = named if named in _LAZY else (None if named is None or named not in _CORE_COMMANDS else "")
     parser = argparse.ArgumentParser(prog="ridelake", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,11 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a run id or a unique prefix (default: latest)")
     sh.add_argument("--json", action="store_true", help="print run.json as is")
     sh.set_defaults(func=_cmd_show)
-    from ridelake.core import report  # `report [RUN_ID] [--no-code]`
-    report.register(sub)
-    lineage.register(sub)
-    maintenance.register(sub)
-    sql.register(sub)
+    for module in dict.fromkeys(_LAZY[command] for command in _LAZY if wanted in (None, command)):
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -243,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The process exit status (see the module doc).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(args_list)
     args, extra = parser.parse_known_args(args_list)
     if extra:
         # selectors split by options (`run silver -j 2 gold`) are still selectors

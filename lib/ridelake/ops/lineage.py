@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 from ridelake.core.progress import plain_table, render_text
 from ridelake.core.redact import redact
 from ridelake.tables import config
+from ridelake.tables.config import use_warehouse
 from ridelake.errors import CatalogError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -401,13 +402,6 @@ def run_changes(run_id: str) -> dict[str, Change]:
 
 
 # -- command line ------------------------------------------------------------------------------
-
-def use_warehouse(path: str | None) -> None:
-    """Point this process (and the kernels it starts) at a warehouse (``--warehouse``)."""
-    if path:
-        # absolute, because kernels run in the notebooks' folders
-        os.environ["RIDELAKE_WAREHOUSE"] = path if "://" in path else str(Path(path).expanduser().resolve())
-
 
 def _cmd_history(args: argparse.Namespace) -> int:
     use_warehouse(args.warehouse)

@@ -10,19 +10,25 @@ four names, ``docs/contract.md`` §7), and which booking months a delivery touch
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import json
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
-
-from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from urllib.parse import unquote, urlsplit
 
 from ridelake.core.lock import RunLock, WarehouseLock, lock_path
 from ridelake.core.project import Partitions, SnapshotSource, project_root
 from ridelake.core.redact import redact
 from ridelake.core.uptodate import StateStore, state_path
 from ridelake.errors import ParameterError
-from ridelake.tables import catalog, config, source
+from ridelake.tables import config
+
+# ridelake.tables.catalog and .source bring pandas, pyarrow and pyiceberg (about a second): the
+# adapter imports them in the methods that need them, so a command that runs nothing (all
+# up-to-date) reads table versions straight from a SQLite catalog without them.
 
 __all__ = ["RideBookings", "CatalogSnapshots", "PARTITION_BYTES", "WRITE"]
 
@@ -64,6 +70,13 @@ class CatalogSnapshots:
     def current(self, tables: Iterable[str]) -> dict[str, int | None]:
         """See :meth:`ridelake.core.project.SnapshotSource.current`."""
         names = list(dict.fromkeys(tables))
+        uri = self.uri or (config.catalog_uri(self.warehouse) if config.is_local_warehouse(self.warehouse) else "")
+        if uri.startswith("sqlite:///"):
+            return _sqlite_snapshots(uri, names)
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError  # heavy: server catalogs only
+
+        from ridelake.tables import catalog  # heavy (pandas, pyiceberg): see the module's imports
+
         if not catalog.exists(self.warehouse, self.uri):
             return dict.fromkeys(names)
         # the catalog object holds a connection pool only; every load_table reads fresh metadata
@@ -76,6 +89,34 @@ class CatalogSnapshots:
                 snap = None
             out[name] = snap.snapshot_id if snap is not None else None
         return out
+
+
+def _sqlite_snapshots(uri: str, names: list[str]) -> dict[str, int | None]:
+    """Current snapshot ids from a SQLite SqlCatalog without pyiceberg: the ``iceberg_tables``
+    row's metadata file, its ``current-snapshot-id`` (what pyiceberg's ``load_table`` reads)."""
+    out: dict[str, int | None] = dict.fromkeys(names)
+    db = Path(unquote(uri[len("sqlite:///"):].split("?", 1)[0]))
+    if not db.is_file():
+        return out  # never created by a check
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute("SELECT table_namespace, table_name, metadata_location FROM iceberg_tables "
+                           "WHERE catalog_name = ?", (config.CATALOG_NAME,)).fetchall()
+    except sqlite3.OperationalError:  # no table yet: an empty catalog
+        rows = []
+    finally:
+        con.close()
+    where = {f"{ns}.{name}": loc for ns, name, loc in rows}
+    for name in names:
+        loc = where.get(name)
+        if not loc:
+            continue
+        path = Path(unquote(urlsplit(loc).path)) if loc.startswith("file:") else Path(loc)
+        raw = path.read_bytes()
+        meta = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        snap = meta.get("current-snapshot-id")
+        out[name] = int(snap) if snap is not None and int(snap) >= 0 else None
+    return out
 
 
 def _absolute_source(value: Any, root: Path, from_command_line: bool) -> Any:
@@ -156,6 +197,8 @@ class RideBookings:
 
     def bootstrap(self) -> None:
         """Create the catalog, namespaces and tables before a parallel wave."""
+        from ridelake.tables import catalog  # heavy: see the module's imports
+
         catalog.bootstrap()
 
     def snapshots(self) -> SnapshotSource:
@@ -209,6 +252,8 @@ class RideBookings:
         of at least ``RIDELAKE_PARTITION_BYTES`` (default :data:`PARTITION_BYTES`), so that a
         kernel holds one month at a time.
         """
+        from ridelake.tables import source  # heavy: see the module's imports
+
         args = (params.get("source_file") or "", params["extraction_date"], params.get("extraction_month"),
                 self.warehouse())
         if max_partitions is None:

@@ -39,6 +39,7 @@ __all__ = [
     "warehouse_location",
     "is_local_warehouse",
     "catalog_uri",
+    "use_warehouse",
     "staging_location",
     "resolve_path",
     "today_utc",
@@ -109,6 +110,13 @@ def catalog_uri(warehouse: str | None = None) -> str:
             "(e.g. postgresql+psycopg://user@host/ridelake) to say where the catalog lives"
         )
     return f"sqlite:///{Path(location) / 'catalog.db'}?timeout=30"
+
+
+def use_warehouse(path: str | None) -> None:
+    """Point this process (and the kernels it starts) at a warehouse (``--warehouse``)."""
+    if path:
+        # absolute, because kernels run in the notebooks' folders
+        os.environ["RIDELAKE_WAREHOUSE"] = path if "://" in path else str(Path(path).expanduser().resolve())
 
 
 def staging_location() -> str:
