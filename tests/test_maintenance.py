@@ -14,7 +14,7 @@ from ridelake import cli
 from ridelake.tables import catalog
 
 from ridelake.ops import lineage, maintenance
-from ridelake.errors import CatalogError, LockError, ParameterError
+from ridelake.errors import CatalogError, ConfigError, LockError, ParameterError
 from ridelake.core.lock import WarehouseLock, lock_path
 from ridelake.core.manifest import latest_run_id, read_manifest, read_run, runs_dir
 from ridelake.core.protocol import RUN_SCHEMA_VERSION
@@ -306,10 +306,10 @@ def test_maintain_command_prints_per_table_and_totals(project, warehouse, monkey
     assert "freed" in lines[-1] or any(ln.startswith("deleted") and "freed" in ln for ln in lines)
 
 
-def test_maintain_refuses_an_object_store_warehouse(project, monkeypatch, tmp_path):
+def test_maintain_refuses_an_object_store_warehouse_with_a_sqlite_catalog(project, monkeypatch, tmp_path):
     monkeypatch.setenv("RIDELAKE_WAREHOUSE", "s3://bucket/warehouse")
     monkeypatch.setenv("RIDELAKE_CATALOG_URI", f"sqlite:///{tmp_path / 'c.db'}")
-    with pytest.raises(CatalogError, match="not supported yet"):
+    with pytest.raises(ConfigError, match="on an object store but the catalog is a SQLite file"):
         maintenance.maintain(ZERO)
 
 

@@ -14,7 +14,7 @@ Rollback
     from_snapshot, to_snapshot, rows_before, rows_after}]``. A rollback can itself be rolled back.
 
 Maintenance
-    ``maintain(older_than)`` (local warehouse only), for every table of the catalog: expires the
+    ``maintain(older_than)`` (a local folder or an object store), for every table of the catalog: expires the
     snapshots committed before ``now - older_than`` (never the current one, nor any branch or tag
     head), then deletes the files under the table's location that no remaining snapshot
     references: data and delete files, manifests, manifest lists, statistics files, and the
@@ -26,6 +26,8 @@ Maintenance
     by hand) is between writing a file and committing it. It also deletes ``<warehouse>/_staging``
     files older than the cutoff. Nothing outside the tables' locations and ``_staging`` is
     touched (never ``catalog.db``). ``dry_run=True`` lists what would go and deletes nothing.
+    Files are listed and deleted through ``pyarrow.fs`` (:mod:`ridelake.tables.storage`), so an
+    ``s3://`` warehouse is maintained like a folder (an object's age is its last-modified time).
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
-from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
@@ -58,7 +59,8 @@ from ridelake.core.manifest import (
 from ridelake.core.project import project_root
 from ridelake.core.redact import redact
 from ridelake.core.report import write_after_run
-from ridelake.tables import config
+from ridelake.tables import config, storage
+from ridelake.tables.adapter import RideBookings
 from ridelake.errors import CatalogError, ParameterError
 from ridelake.ops.lineage import (
     PROP_NOTEBOOK,
@@ -135,9 +137,9 @@ def _total(snap: Any) -> int | None:
 
 
 def _lock(run_id: str, warehouse: str) -> Any:
-    from ridelake.core.lock import WarehouseLock, lock_path
-
-    lock = WarehouseLock(lock_path(warehouse, project_root()), run_id, warehouse=warehouse)
+    """The warehouse's lock as a run takes it (the project's: a catalog-database row for a server
+    catalog, else the lock file), held."""
+    lock = RideBookings(root=project_root()).lock(run_id)
     lock.acquire(wait=0.0)  # LockError naming the holder when a run is active
     return lock
 
@@ -405,7 +407,7 @@ class MaintainResult:
     """What :func:`maintain` did.
 
     Attributes:
-        warehouse: the warehouse folder.
+        warehouse: the warehouse folder or URL.
         cutoff: snapshots committed before this (UTC) were expired.
         dry_run: nothing was deleted.
         tables: one entry per table.
@@ -438,13 +440,10 @@ class MaintainResult:
         return sum(t.snapshots_expired for t in self.tables)
 
 
-def _local(uri: str) -> str | None:
-    """A ``file://`` URI or a plain path as a normalised local path (None for other schemes)."""
-    if uri.startswith("file:"):
-        return os.path.normpath(unquote(urlparse(uri).path))
-    if "://" in uri:
-        return None
-    return os.path.normpath(os.path.abspath(uri))
+def _local(uri: str) -> str:
+    """A file's location in one spelling (:func:`ridelake.tables.storage.normalize`): a ``file://``
+    URI or a plain path as a normalised local path, an object-store URL as ``scheme://bucket/key``."""
+    return storage.normalize(uri)
 
 
 def _referenced(tbl: Any, snapshots: Iterable[Any]) -> set[str]:
@@ -468,7 +467,7 @@ def _referenced(tbl: Any, snapshots: Iterable[Any]) -> set[str]:
 
 
 def _kind(path: str, location: str) -> str:
-    rel = os.path.relpath(path, location).replace(os.sep, "/")
+    rel = path[len(location):].replace(os.sep, "/").lstrip("/")
     name = rel.rsplit("/", 1)[-1]
     if rel.startswith("data/"):
         return "data"
@@ -483,19 +482,17 @@ def _kind(path: str, location: str) -> str:
     return "other"
 
 
-def _walk(location: str, skip: set[str]) -> Iterable[str]:
-    """Regular files under a table location, leaving out other tables' locations nested in it."""
-    for folder, dirs, files in os.walk(location, followlinks=False):
-        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(folder, d)) not in skip]
-        for name in files:
-            path = os.path.join(folder, name)
-            if not os.path.islink(path):
-                yield os.path.normpath(path)
+def _walk(location: str, skip: set[str]) -> Iterable[storage.FileEntry]:
+    """Files under a table location (no symbolic links), leaving out other tables' locations nested in it."""
+    for entry in storage.list_files(location):
+        if not any(_inside(entry.location, other) for other in skip):
+            yield entry
 
 
 def _prune_empty_dirs(top: str) -> None:
-    """Remove empty folders strictly below ``top`` (partition folders emptied by a clean-up)."""
-    if not os.path.isdir(top):
+    """Remove empty folders strictly below ``top`` (partition folders emptied by a clean-up; an
+    object store has no folders to remove)."""
+    if storage.is_object_store(top) or not os.path.isdir(top):
         return
     for folder, _dirs, _files in os.walk(top, topdown=False):
         if folder != top:
@@ -506,10 +503,9 @@ def _prune_empty_dirs(top: str) -> None:
 
 
 def _inside(path: str, root: str) -> bool:
-    try:
-        return os.path.commonpath([path, root]) == root
-    except ValueError:
-        return False
+    """Whether a location lies at or below another (both as :func:`_local` spells them)."""
+    sep = "/" if storage.is_object_store(root) else os.sep
+    return path == root or path.startswith(root.rstrip(sep) + sep)
 
 
 def maintain(older_than: dt.timedelta, dry_run: bool = False, *, grace: dt.timedelta = DEFAULT_GRACE,
@@ -526,20 +522,18 @@ def maintain(older_than: dt.timedelta, dry_run: bool = False, *, grace: dt.timed
         A :class:`MaintainResult`.
 
     Raises:
-        CatalogError: the warehouse is not a local folder, or has no catalog.
+        CatalogError: the warehouse has no catalog.
+        ConfigError: an object-store warehouse without a server catalog.
         LockError: a run holds the warehouse lock.
     """
     warehouse = config.warehouse_location()
-    if not config.is_local_warehouse(warehouse):
-        raise CatalogError(f"maintain works on a local warehouse folder only; {warehouse} is an object store "
-                           "(not supported yet)")
     cat = open_catalog()
     moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     cutoff = moment - older_than
     cutoff_ms = int(cutoff.timestamp() * 1000)
     young_after = time.time() - grace.total_seconds()
     result = MaintainResult(warehouse=warehouse, cutoff=cutoff, dry_run=dry_run)
-    wh_root = os.path.normpath(warehouse)
+    wh_root = _local(warehouse)
     lock = _lock(f"maintain-{new_run_id(moment)}", warehouse)
     try:
         loaded: dict[str, Any] = {}
@@ -549,14 +543,14 @@ def maintain(older_than: dt.timedelta, dry_run: bool = False, *, grace: dt.timed
             if tbl is None:
                 continue
             loc = _local(tbl.location())
-            if loc is None or not _inside(loc, wh_root) or loc == wh_root:
+            if not _inside(loc, wh_root) or loc == wh_root:
                 result.warnings.append(f"{ident}: location {tbl.location()} is not a folder inside the warehouse; "
                                        "left alone")
                 continue
             loaded[ident], locations[ident] = tbl, loc
         for ident, tbl in loaded.items():
             result.tables.append(_maintain_table(ident, tbl, locations, cutoff_ms, young_after, dry_run))
-        _clean_staging(result, Path(warehouse) / "_staging", min(cutoff.timestamp(), young_after), dry_run)
+        _clean_staging(result, storage.join(wh_root, "_staging"), min(cutoff.timestamp(), young_after), dry_run)
     finally:
         lock.release()
     return result
@@ -591,23 +585,20 @@ def _maintain_table(ident: str, tbl: Any, locations: dict[str, str], cutoff_ms: 
         if entry.timestamp_ms >= cutoff_ms:
             refs.add(_local(entry.metadata_file) or entry.metadata_file)
     others = {loc for t, loc in locations.items() if t != ident and _inside(loc, location)}
-    for path in _walk(location, others):
+    for entry in _walk(location, others):
+        path = entry.location
         if path in refs:
             continue
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            continue
-        if st.st_mtime > young_after:
+        if entry.mtime > young_after:
             out.kept_young += 1
             continue
         if not _remove(path, dry_run):
             continue
         out.files[_kind(path, location)] += 1
-        out.bytes_freed += st.st_size
+        out.bytes_freed += entry.size
         out.deleted.append(path)
     if not dry_run:
-        _prune_empty_dirs(os.path.join(location, "data"))
+        _prune_empty_dirs(storage.join(location, "data"))
     return out
 
 
@@ -615,29 +606,19 @@ def _remove(path: str, dry_run: bool) -> bool:
     """Delete a file (only pretend on a dry run); False when it vanished in the meantime."""
     if dry_run:
         return True
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        return False
-    return True
+    return storage.delete_file(path)
 
 
-def _clean_staging(result: MaintainResult, staging: Path, older_than_ts: float, dry_run: bool) -> None:
-    if not staging.is_dir():
-        return
-    for path in _walk(str(staging), set()):
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
+def _clean_staging(result: MaintainResult, staging: str, older_than_ts: float, dry_run: bool) -> None:
+    for entry in _walk(staging, set()):
+        if entry.mtime >= older_than_ts:
             continue
-        if st.st_mtime >= older_than_ts:
-            continue
-        if not _remove(path, dry_run):
+        if not _remove(entry.location, dry_run):
             continue
         result.staging_files += 1
-        result.staging_bytes += st.st_size
+        result.staging_bytes += entry.size
     if not dry_run:
-        _prune_empty_dirs(str(staging))
+        _prune_empty_dirs(staging)
 
 
 def format_maintain(result: MaintainResult, older_than: str = "") -> str:
@@ -704,12 +685,12 @@ def register(subparsers: Any) -> None:
     mt = subparsers.add_parser(
         "maintain", help="expire old snapshots and delete files no snapshot references",
         description="Expire snapshots older than --older-than (never the current one) and delete the data, "
-                    "manifest and metadata files no remaining snapshot references, and old _staging files. "
-                    "Local warehouses only; refuses while a run holds the warehouse lock.")
+                    "manifest and metadata files no remaining snapshot references, and old _staging files, in a "
+                    "local or object-store (s3://) warehouse; refuses while a run holds the warehouse lock.")
     mt.add_argument("--older-than", default="7d", metavar="DURATION",
                     help="expire snapshots committed longer ago than this: 7d, 12h, 30m, 0s (default 7d)")
     mt.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     mt.add_argument("--grace", default="60s", metavar="DURATION",
                     help="never delete files younger than this (default 60s)")
-    mt.add_argument("--warehouse", metavar="PATH", help="warehouse folder (sets RIDELAKE_WAREHOUSE)")
+    mt.add_argument("--warehouse", metavar="PATH", help="warehouse folder or URL (sets RIDELAKE_WAREHOUSE)")
     mt.set_defaults(func=_cmd_maintain)

@@ -242,6 +242,8 @@ def _location_of(location: str, path: str) -> str:
 def list_files(location: str) -> list[FileEntry]:
     """Every file below a folder, recursively (none when the folder does not exist); symbolic links
     of a local folder are not followed nor listed."""
+    if not is_object_store(location):
+        return _list_local(_local_path(location))
     fs, path = filesystem(location)
     if fs.get_file_info(path).type != pafs.FileType.Directory:
         return []
@@ -249,10 +251,24 @@ def list_files(location: str) -> list[FileEntry]:
     for info in fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True)):
         if info.type != pafs.FileType.File:
             continue
-        if not is_object_store(location) and os.path.islink(info.path):
-            continue
         mtime = info.mtime.timestamp() if info.mtime is not None else 0.0
         out.append(FileEntry(_location_of(location, info.path), int(info.size or 0), mtime))
+    return out
+
+
+def _list_local(top: str) -> list[FileEntry]:
+    """Regular files below a local folder; symbolic links (to files or folders) are neither listed
+    nor followed (``pyarrow``'s local listing follows linked folders)."""
+    out = []
+    for folder, dirs, files in os.walk(top, followlinks=False):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not os.path.islink(path):
+                out.append(FileEntry(os.path.normpath(path), st.st_size, st.st_mtime))
     return out
 
 
