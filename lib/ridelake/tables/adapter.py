@@ -23,7 +23,7 @@ from ridelake.core.lock import RunLock, WarehouseLock, lock_path
 from ridelake.core.project import Partitions, SnapshotSource, project_root
 from ridelake.core.redact import redact
 from ridelake.core.uptodate import StateStore, state_path
-from ridelake.errors import ParameterError
+from ridelake.errors import ConfigError, ParameterError
 from ridelake.tables import config
 
 # ridelake.tables.catalog and .source bring pandas, pyarrow and pyiceberg (about a second): the
@@ -91,10 +91,10 @@ class CatalogSnapshots:
         return out
 
 
-def _sqlite_snapshots(uri: str, names: list[str]) -> dict[str, int | None]:
-    """Current snapshot ids from a SQLite SqlCatalog without pyiceberg: the ``iceberg_tables``
-    row's metadata file, its ``current-snapshot-id`` (what pyiceberg's ``load_table`` reads)."""
-    out: dict[str, int | None] = dict.fromkeys(names)
+def _sqlite_metadata(uri: str, names: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """Each table's current metadata from a SQLite SqlCatalog without pyiceberg: the file its
+    ``iceberg_tables`` row points at (what pyiceberg's ``load_table`` reads); None when absent."""
+    out: dict[str, dict[str, Any] | None] = dict.fromkeys(names)
     db = Path(unquote(uri[len("sqlite:///"):].split("?", 1)[0]))
     if not db.is_file():
         return out  # never created by a check
@@ -107,16 +107,35 @@ def _sqlite_snapshots(uri: str, names: list[str]) -> dict[str, int | None]:
     finally:
         con.close()
     where = {f"{ns}.{name}": loc for ns, name, loc in rows}
-    for name in names:
+    for name in out:
         loc = where.get(name)
-        if not loc:
-            continue
-        path = Path(unquote(urlsplit(loc).path)) if loc.startswith("file:") else Path(loc)
-        raw = path.read_bytes()
-        meta = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-        snap = meta.get("current-snapshot-id")
+        if loc:
+            path = Path(unquote(urlsplit(loc).path)) if loc.startswith("file:") else Path(loc)
+            raw = path.read_bytes()
+            out[name] = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    return out
+
+
+def _sqlite_snapshots(uri: str, names: list[str]) -> dict[str, int | None]:
+    """Current snapshot ids (see :func:`_sqlite_metadata`)."""
+    out: dict[str, int | None] = {}
+    for name, meta in _sqlite_metadata(uri, names).items():
+        snap = (meta or {}).get("current-snapshot-id")
         out[name] = int(snap) if snap is not None and int(snap) >= 0 else None
     return out
+
+
+def _sqlite_ready(uri: str) -> bool:
+    """Every table exists in a SQLite catalog with its spec's columns (nothing to bootstrap)."""
+    from ridelake.tables.schemas import TABLES, table_spec
+
+    for name, meta in _sqlite_metadata(uri, TABLES).items():
+        if meta is None:
+            return False
+        current = next((s for s in meta.get("schemas", []) if s.get("schema-id") == meta.get("current-schema-id")), {})
+        if [f.get("name") for f in current.get("fields", [])] != table_spec(name).column_names:
+            return False
+    return True
 
 
 def _absolute_source(value: Any, root: Path, from_command_line: bool) -> Any:
@@ -197,6 +216,12 @@ class RideBookings:
 
     def bootstrap(self) -> None:
         """Create the catalog, namespaces and tables before a parallel wave."""
+        try:
+            uri = config.catalog_uri(self.warehouse())
+        except ConfigError:  # no catalog for that warehouse: catalog.bootstrap says why
+            uri = ""
+        if uri.startswith("sqlite:///") and _sqlite_ready(uri):
+            return  # every table is there as specified: no need to load pyiceberg
         from ridelake.tables import catalog  # heavy: see the module's imports
 
         catalog.bootstrap()
