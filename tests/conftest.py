@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import pg
+import s3
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = ROOT.parent / "shared" / "fixtures" / "ncr_ride_bookings_real_sample.csv"
@@ -95,5 +96,17 @@ def postgres():
         server = pg.start()
     except pg.Unavailable as exc:
         pytest.skip(f"no PostgreSQL server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3 endpoint on 127.0.0.1 for the whole session (tests/s3.py: moto's standalone server) with
+    a bucket, stopped at the end; skipped with the reason when moto[server] is missing or does not start."""
+    try:
+        server = s3.start()
+    except s3.Unavailable as exc:
+        pytest.skip(f"no S3 test server: {exc}")
     yield server
     server.stop()
