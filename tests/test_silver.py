@@ -584,3 +584,15 @@ def test_name_dimension_from_winning_names() -> None:
     counts = pd.Series({"Auto": 3, "Bike": 1})
     dim = sv.name_dimension("silver.vehicle_type", counts.index, None, T0)
     assert dim[["vehicle_type_id", "name"]].values.tolist() == [[1, "Auto"], [2, "Bike"]]
+
+
+def test_created_at_is_the_earliest_of_existing_rows_of_the_same_booking(sample: pd.DataFrame) -> None:
+    first = build_silver(bronze_frames(sample), now=T0)["silver.booking"]
+    twice = pd.concat([first, first.assign(created_at=T1)], ignore_index=True)  # a stale copy, created later
+    twice.loc[twice["booking_id"] == "B3", "created_at"] = pd.Timestamp("2023-06-01", tz="UTC")
+    keys = bronze_frames(sample)["bronze.booking"][["booking_id", "extraction_date", "source_file", "source_row",
+                                                    "extraction_month"]]
+    dims = {d: build_silver(bronze_frames(sample), now=T0)[d] for d in DIMENSIONS}
+    out = sv.build_booking(sv.winning_rows(bronze_frames(sample)["bronze.booking"], keys), dims, twice, T1, None)
+    created = out.set_index("booking_id")["created_at"]
+    assert created["B3"] == pd.Timestamp("2023-06-01", tz="UTC") and created["B1"] == T0

@@ -21,6 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from ridelake.errors import CheckError
@@ -108,6 +110,17 @@ def _unique_rows(columns: tuple[str, ...], name: str) -> pa.Check:
     return pa.Check(distinct, name=name)
 
 
+def _isin(values: pd.Series, allowed: Any) -> pd.Series:
+    """``values.isin(allowed)`` through Arrow: pandas' own isin of Arrow strings loops in Python
+    (0.7 s for 100,000 booking ids)."""
+    try:
+        arr = pyarrow.array(values, from_pandas=True)
+        found = pc.is_in(arr, value_set=pyarrow.array(allowed, from_pandas=True).cast(arr.type))
+    except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, pyarrow.ArrowNotImplementedError):
+        return values.isin(pd.Index(allowed))
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index)
+
+
 def _plan(checks: Sequence[Check], refs: Mapping[str, pd.DataFrame]) -> _Plan:
     """Build the pandera schema for the declared checks whose ``needs`` are all in ``refs``."""
     nullable: dict[str, bool] = {}
@@ -142,9 +155,9 @@ def _plan(checks: Sequence[Check], refs: Mapping[str, pd.DataFrame]) -> _Plan:
                 column_checks[check.column].append(pa.Check.le(check.high, name=check.name))
             owners[check.name].append(i)
         elif isinstance(check, Relationship):
-            allowed = pd.Index(refs[check.ref_table][check.ref_column].dropna().unique())
+            allowed = refs[check.ref_table][check.ref_column].dropna().unique()
             column_checks[check.column].append(
-                pa.Check(lambda s, allowed=allowed: s.isin(allowed), name=check.name))
+                pa.Check(lambda s, allowed=allowed: _isin(s, allowed), name=check.name))
             owners[check.name].append(i)
         elif isinstance(check, Invariant):
             frame_checks.append(_invariant(i, check, refs, messages))

@@ -52,6 +52,7 @@ __all__ = [
     "cancelled_ride",
     "incompleted_ride",
     "ENTITIES",
+    "INPUT_COLUMNS",
 ]
 
 #: The source header, in file order (docs/contract.md §1).
@@ -422,7 +423,8 @@ def accepted_frame(table: pa.Table) -> pd.DataFrame:
     """Prepared rows as the bronze transforms take them (dates as ``datetime64``, flags ``Int64``)."""
     frame = table.to_pandas(date_as_object=False)
     for c in _FLAGS:
-        frame[COLUMN_MAP[c]] = frame[COLUMN_MAP[c]].astype("Int64")
+        if COLUMN_MAP[c] in frame.columns:
+            frame[COLUMN_MAP[c]] = frame[COLUMN_MAP[c]].astype("Int64")
     return frame
 
 
@@ -649,6 +651,25 @@ def incompleted_ride(delivery: pd.DataFrame) -> pd.DataFrame:
     return _with(delivery, delivery["booking_status"] == "Incomplete",
                  {"reason": "incomplete_rides_reason", "booking_date": "booking_date"})
 
+
+#: Bronze entity table -> the prepared columns its transform and its checks read (a projection
+#: of the staged delivery: status and payment method feed the reconciliation counts).
+INPUT_COLUMNS: dict[str, list[str]] = {
+    table: list(dict.fromkeys([*_META, "booking_status", "payment_method", *extra]))
+    for table, extra in {
+        "bronze.customer": ["customer_id", "booking_date"],
+        "bronze.vehicle_type": ["vehicle_type"],
+        "bronze.location": ["pickup_location", "drop_location"],
+        "bronze.booking_status": [],
+        "bronze.payment_method": [],
+        "bronze.booking": ["customer_id", "vehicle_type", "pickup_location", "drop_location", "booking_value",
+                           "booking_date", "booking_time"],
+        "bronze.ride": ["ride_distance", "driver_rating", "customer_rating", "avg_vtat", "avg_ctat", "booking_value",
+                        "booking_date"],
+        "bronze.cancelled_ride": ["reason_for_cancelling_by_customer", "driver_cancellation_reason", "booking_date"],
+        "bronze.incompleted_ride": ["incomplete_rides_reason", "booking_date"],
+    }.items()
+}
 
 #: Bronze entity table -> its transform.
 ENTITIES = {

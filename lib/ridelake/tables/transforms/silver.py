@@ -182,11 +182,32 @@ def _created_at(keys: pd.DataFrame, existing: pd.DataFrame, on: list[str], now: 
             prior[c] = pd.to_numeric(prior[c]).astype("float64")
         else:
             left[c], prior[c] = left[c].astype("str"), prior[c].astype("str")
-    prior["created_at"] = _ts(existing["created_at"]).reset_index(drop=True)
-    prior = prior.groupby(on, dropna=False, sort=False)["created_at"].min().reset_index()
-    got = left.merge(prior, on=on, how="left")["created_at"]
+    created = _ts(existing["created_at"]).reset_index(drop=True)
+    if len(on) == 1:  # one key (a booking, a customer, a location): Arrow's hash lookup
+        got = _earliest_by_key(left[on[0]], prior[on[0]], created)
+    else:
+        prior["created_at"] = created
+        prior = prior.groupby(on, dropna=False, sort=False)["created_at"].min().reset_index()
+        got = left.merge(prior, on=on, how="left")["created_at"]
     got.index = keys.index
     return _ts(got).fillna(now).astype(_TS)
+
+
+def _earliest_by_key(wanted: pd.Series, keys: pd.Series, created: pd.Series) -> pd.Series:
+    """For each of ``wanted``, the earliest ``created`` among the rows of ``keys`` equal to it
+    (NaT when none): two hash lookups instead of a group-by and a join over millions of strings."""
+    have = pa.array(keys, from_pandas=True)
+    if isinstance(have, pa.ChunkedArray):
+        have = have.combine_chunks()
+    stamps = created.to_numpy(dtype="datetime64[us]").astype("int64")
+    first = pc.index_in(have, value_set=have).to_numpy(zero_copy_only=False)  # a repeated key: its first row
+    earliest = stamps.copy()
+    np.minimum.at(earliest, first, stamps)
+    where = pc.index_in(pa.array(wanted, from_pandas=True), value_set=have)
+    found = ~np.asarray(pc.is_null(where).to_numpy(zero_copy_only=False), dtype=bool)
+    out = np.full(len(wanted), np.datetime64("NaT"), dtype="datetime64[us]")
+    out[found] = earliest[where.to_numpy(zero_copy_only=False)[found].astype("int64")].astype("datetime64[us]")
+    return pd.Series(out)
 
 
 def _with_audit(frame: pd.DataFrame, existing: pd.DataFrame, on: list[str], now: pd.Timestamp) -> pd.DataFrame:
@@ -215,9 +236,8 @@ def _combine(rebuilt: pd.DataFrame, existing: pd.DataFrame, extraction_month: st
              identifier: str) -> pd.DataFrame:
     """The rows one write replaces: every rebuilt row, or that month's (``existing`` is not kept:
     a month's write replaces its partition only, so the other months need not be in memory)."""
-    spec = table_spec(identifier)
     out = conform(rebuilt if extraction_month is None else month_slice(rebuilt, extraction_month), identifier)
-    return out.sort_values(list(spec.key), kind="stable").reset_index(drop=True)
+    return out.sort_values(list(table_spec(identifier).key), kind="stable").reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- winner rule
@@ -466,10 +486,13 @@ def build_customer(bookings: pd.DataFrame, existing: pd.DataFrame | None, now: p
 
 def _lookup(names: pd.Series, dim: pd.DataFrame, id_column: str) -> pd.Series:
     """Map names to ids; a name missing from ``dim`` (or a null name) gives a null id."""
-    mapping = pd.Series(pd.to_numeric(dim[id_column]).to_numpy(), index=dim["name"].astype("str").to_numpy())
-    mapping = mapping[~mapping.index.duplicated()]
-    ids = names.astype("str").map(mapping).where(names.notna())
-    return pd.to_numeric(ids).astype("Int32")
+    first = ~dim["name"].astype("str").duplicated().to_numpy()
+    keys = pa.array(dim["name"].astype("str").to_numpy()[first].tolist(), pa.string())
+    values = pa.array(pd.to_numeric(dim[id_column]).to_numpy(dtype="float64")[first])
+    text = pa.array(names.astype(object).where(names.notna(), None).tolist() if names.dtype == object
+                    else names, from_pandas=True).cast(pa.string())
+    ids = values.take(pc.index_in(text, value_set=keys))  # a missing or null name: a null id
+    return pd.Series(ids.to_numpy(zero_copy_only=False), index=names.index).astype("Int32")
 
 
 def build_booking(winning: pd.DataFrame, dims: Mapping[str, pd.DataFrame], existing: pd.DataFrame | None,
