@@ -490,16 +490,9 @@ def _walk(location: str, skip: set[str]) -> Iterable[storage.FileEntry]:
 
 
 def _prune_empty_dirs(top: str) -> None:
-    """Remove empty folders strictly below ``top`` (partition folders emptied by a clean-up; an
-    object store has no folders to remove)."""
-    if storage.is_object_store(top) or not os.path.isdir(top):
-        return
-    for folder, _dirs, _files in os.walk(top, topdown=False):
-        if folder != top:
-            try:
-                os.rmdir(folder)
-            except OSError:
-                pass
+    """Remove empty folders strictly below ``top`` (partition folders emptied by a clean-up; on an
+    object store the marker objects of emptied prefixes): :func:`ridelake.tables.storage.prune_empty_dirs`."""
+    storage.prune_empty_dirs(top)
 
 
 def _inside(path: str, root: str) -> bool:

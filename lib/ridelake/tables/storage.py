@@ -25,6 +25,10 @@ Atomicity: :func:`write_text` replaces a file in one step (a local temporary fil
 ``os.replace``; one ``PUT`` on an object store), so a reader sees the old content or the new one.
 An object store has no folder rename: :func:`move_dir` moves its files one by one, so a folder is
 published by writing, after it, the record that names it.
+
+Folders on an object store are prefixes; ``pyarrow`` keeps a folder whose last file it deleted or
+moved as an empty marker object (``prefix/``). Readers ignore them; :func:`move_dir` and
+:func:`prune_empty_dirs` remove those left in the folders they empty.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ __all__ = [
     "list_children",
     "delete_file",
     "delete_dir",
+    "prune_empty_dirs",
     "move_dir",
 ]
 
@@ -314,3 +319,35 @@ def move_dir(source: str, target: str) -> None:
     for info in fs.get_file_info(pafs.FileSelector(src, recursive=True, allow_not_found=True)):
         if info.type == pafs.FileType.File:
             fs.move(info.path, dst + info.path[len(src):])
+    delete_dir(source)  # the folder markers pyarrow left behind
+
+
+def prune_empty_dirs(location: str) -> None:
+    """Remove the empty folders strictly below a folder (those a clean-up emptied): local
+    folders, or an object store's marker objects."""
+    if not is_object_store(location):
+        top = _local_path(location)
+        if not os.path.isdir(top):
+            return
+        for folder, _dirs, _files in os.walk(top, topdown=False):
+            if folder != top:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
+        return
+    fs, top = filesystem(location)
+    if fs.get_file_info(top).type != pafs.FileType.Directory:
+        return
+    infos = fs.get_file_info(pafs.FileSelector(top, recursive=True, allow_not_found=True))
+    nonempty: set[str] = set()
+    for info in infos:
+        if info.type == pafs.FileType.File:
+            parent = posixpath.dirname(info.path)
+            while len(parent) > len(top) and parent not in nonempty:
+                nonempty.add(parent)
+                parent = posixpath.dirname(parent)
+    empty = {i.path.rstrip("/") for i in infos if i.type == pafs.FileType.Directory} - nonempty
+    for folder in sorted(empty):
+        if posixpath.dirname(folder) not in empty:  # the topmost of an empty branch: it goes whole
+            fs.delete_dir(folder)
