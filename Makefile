@@ -26,11 +26,12 @@ TABLE    ?=
 Q        ?=
 OUT      ?=
 OLDER_THAN ?= 7d
+RELIABILITY_ROWS ?= 3000
 
 # Options passed to every runner command, built from the variables above.
 RUN_OPTS := --params $(PARAMS) $(if $(J),-j $(J)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(if $(FORCE),--force)
 
-.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs show lab test bench report history sql rollback maintain clean clean-warehouse
+.PHONY: help venv data init pipeline run bronze silver gold incremental backfill runs show lab test bench reliability report history sql rollback maintain clean clean-warehouse
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -119,6 +120,9 @@ test: $(STAMP) ## run the whole test suite (installs everything it needs), after
 
 bench: $(STAMP) ## pipeline (warm and fresh kernels) beside its engine floor and DuckDB [BENCH_SIZES=150000,1500000 BENCH_RUNS=3]
 	@$(PY) -m ridelake.bench $(ARGS)
+
+reliability: $(STAMP) ## fault suite: every scenario of issue 12 on a throw-away copy, one table, exit 1 on a failure [RELIABILITY_ROWS=3000 ARGS="--kills N --quick --only RE"]
+	@$(PY) -m ridelake.reliability --rows $(RELIABILITY_ROWS) $(ARGS)
 
 clean-warehouse: ## delete the warehouse's tables and catalog (keeps the folder)
 	@find warehouse -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

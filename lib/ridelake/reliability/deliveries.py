@@ -14,7 +14,7 @@ import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from ridelake.tables.csvlines import FIELD_LIMIT
 from ridelake.tables.generate import HEADER
@@ -105,8 +105,7 @@ DEFECTS: dict[str, tuple[Defect, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class LineCount:
+class LineCount(NamedTuple):
     """Physical lines after the header: ``data`` non-empty ones and ``blank`` empty ones."""
 
     data: int
