@@ -23,7 +23,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -338,17 +338,17 @@ def _month_rows(prepared: PreparedDelivery) -> dict[str, int]:
     return {str(m): int(n) for m, n in counts.items() if n}
 
 
-def _read_months(folder: Path, months: Iterable[str], columns: list[str] | None = None) -> pd.DataFrame:
-    tables = [pq.read_table(folder / f"{m}.parquet", columns=columns) for m in months
+def _read_months(folder: Path, months: Iterable[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The staged rows of some months (only ``columns``, default all), in file order."""
+    cols = list(columns) if columns is not None else None
+    wanted = None if cols is None else list(dict.fromkeys([*cols, "source_row"]))
+    tables = [pq.read_table(folder / f"{m}.parquet", columns=wanted) for m in months
               if (folder / f"{m}.parquet").is_file()]
-    if not tables:
-        schema = bronze.ACCEPTED_SCHEMA
-        empty = schema.empty_table() if columns is None else schema.empty_table().select(columns)
-        return bronze.accepted_frame(empty) if columns is None else empty.to_pandas(date_as_object=False)
-    table = pa.concat_tables(tables)
-    if len(tables) > 1 and "source_row" in table.column_names:
+    table = pa.concat_tables(tables) if tables else bronze.ACCEPTED_SCHEMA.empty_table().select(
+        wanted or bronze.ACCEPTED_SCHEMA.names)
+    if len(tables) > 1:
         table = table.take(pc.sort_indices(table["source_row"]))
-    return bronze.accepted_frame(table) if columns is None else table.to_pandas(date_as_object=False)
+    return bronze.accepted_frame(table if cols is None else table.select(cols))
 
 
 def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
@@ -488,7 +488,7 @@ def moved_bookings(source_file: str | os.PathLike[str], extraction_date: dt.date
     return len(pc.unique(moved["booking_id"]))
 
 
-def load_delivery(params: config.RunParams) -> Delivery:
+def load_delivery(params: config.RunParams, columns: Sequence[str] | None = None) -> Delivery:
     """The accepted rows of the delivery named by ``params``: staged if fresh, else prepared now.
 
     A one-month run (``extraction_month``) reads only that month: from its own staging, or from
@@ -496,6 +496,8 @@ def load_delivery(params: config.RunParams) -> Delivery:
 
     Args:
         params: the notebook's validated parameters.
+        columns: the prepared columns to read (default all; see
+            :data:`ridelake.tables.transforms.bronze.INPUT_COLUMNS`).
 
     Returns:
         A :class:`Delivery`.
@@ -511,10 +513,10 @@ def load_delivery(params: config.RunParams) -> Delivery:
             folder, record = found
             months = [month] if month is not None else [str(m) for m in record.get("months", [])]
             month_rows = record.get("month_rows", {})
-            rows = _read_months(folder, [m for m in months if month_rows.get(m)])
+            rows = _read_months(folder, [m for m in months if month_rows.get(m)], columns)
             if len(rows) == sum(int(month_rows.get(m, 0)) for m in months):
                 return Delivery(rows=rows, months=months, staged=True, **common)
     with tempfile.TemporaryDirectory(prefix="ridelake-prepare-") as tmp:
         _, prepared = prepare(params, folder=Path(tmp) / "rows")
-        rows = _read_months(Path(tmp) / "rows", _month_rows(prepared))
+        rows = _read_months(Path(tmp) / "rows", _month_rows(prepared), columns)
     return Delivery(rows=rows, months=prepared.months, staged=False, **common)
