@@ -726,3 +726,26 @@ def test_latest_opens_usefully_after_a_no_op_run_and_after_a_rollback(chromium: 
     page = _chrome(chromium, profile, "--dump-dom",
                    urljoin((runs / "latest" / REPORT_FILE).as_uri(), f"../{EARLIER}/{HTML_DIR}/bronze/customer.html"))
     assert "customers written" in page.stdout
+
+
+def test_month_nodes_are_grouped_under_their_notebook(tmp_path: Path) -> None:
+    run_id = "20240107T080000Z-0b0b"
+    run = tmp_path / "proj" / "outputs" / "runs" / run_id
+    entries = [_entry("bronze/prepare", "succeeded", 0, 2, table="bronze.rejected_row", rows=0)]
+    entries += [_entry(f"bronze/booking@2024-0{m}", "succeeded", 2 + m, 3 + m, table="bronze.booking", rows=100 * m)
+                for m in (1, 2, 3)]
+    entries.append(_entry("bronze/booking@2024-04", "failed", 6, 7, table="bronze.booking", rows=0,
+                          error="cell 3: OSError: disk"))
+    entries.append(_entry("gold/summary", "skipped", None, None, table="gold.summary", attempts=0))
+    write_manifest(run, {"run_id": run_id, "command": "run", "status": "failed", "exit_code": 1,
+                         "started_at": _iso(0), "finished_at": _iso(8), "duration_s": 8.0,
+                         "params": {}, "run_folder": f"outputs/runs/{run_id}", "notebooks": entries})
+    html = build_report(run).read_text(encoding="utf-8")
+    assert html.count('<tbody class="group"') == 1 and 'data-notebook="bronze/booking"' in html
+    group = html.split('data-notebook="bronze/booking"', 1)[1].split("</tbody>", 1)[0]
+    assert "4 months" in group and "3 succeeded, 1 failed" in group
+    assert group.count('class="succeeded month"') == 3 and group.count('class="failed month"') == 1
+    assert ">600<" in group  # rows of the four months added up (100 + 200 + 300 + 0)
+    head = group.split("</tr>", 1)[0]
+    assert 'style="--c:' in head and ">failed</span>" in head  # the group shows its worst month
+    assert "bronze/prepare" not in group and "gold/summary" not in group

@@ -638,8 +638,45 @@ def _rows(build: _Build, common: str | None) -> list[dict[str, Any]]:
             "error_href": f"{page}#papermill-error-cell" if page and status == FAILED and
             nb.get("error_cell") is not None and build.sources.get(key) is None else None,
             "links": links, "muted": muted,
+            "seconds": float(nb.get("duration_s") or 0) if attempts else 0.0,
+            "written": int(rows_written or 0) if attempts else 0,
         })
     return out
+
+
+#: The status a group of month nodes shows: its worst member's.
+_WORST = (FAILED, SKIPPED, "retrying", "running", "pending", SUCCEEDED, UP_TO_DATE)
+
+
+def _groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in run order, numbered; the month nodes of one notebook (``silver/booking@2024-03``),
+    when there are several, gathered under a summary (statuses counted, attempts, time and rows added up)."""
+    groups: list[dict[str, Any]] = []
+    by_name: dict[str, dict[str, Any]] = {}
+    for i, row in enumerate(rows, 1):
+        row["index"] = i
+        name = str(row["key"]).split("@", 1)[0]
+        if "@" not in str(row["key"]):
+            groups.append({"name": name, "summary": None, "rows": [row]})
+        elif name in by_name:
+            by_name[name]["rows"].append(row)
+        else:
+            by_name[name] = {"name": name, "summary": None, "rows": [row]}
+            groups.append(by_name[name])
+    for g in by_name.values():
+        members = g["rows"]
+        if len(members) < 2:
+            continue  # one month alone needs no summary
+        statuses = [str(r["status"]) for r in members]
+        worst = min(statuses, key=lambda st: _WORST.index(st) if st in _WORST else 0)
+        counts = ", ".join(f"{statuses.count(st)} {st}" for st in dict.fromkeys(statuses))
+        seconds = sum(r["seconds"] for r in members)
+        written = sum(r["written"] for r in members)
+        g["summary"] = {"parts": len(members), "status": worst, "colour": _colour(worst)[0], "counts": counts,
+                        "attempts": sum(int(r["attempts"] or 0) for r in members),
+                        "time": _seconds(seconds) if seconds else "–", "table": members[0]["table"],
+                        "rows": format_rows(written) if written else "–"}
+    return groups
 
 
 def _moved(run: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -729,7 +766,7 @@ def _context(build: _Build, pipeline: Pipeline | None) -> dict[str, Any]:
         "cards": cards, "notes": _notes(build, status, common), "has_notebooks": bool(notebooks),
         "dag": Markup(dag_svg(notebooks, hrefs, pipeline)) if notebooks else "",
         "gantt": Markup(gantt_svg(run, hrefs)) if any(nb.get("attempts") for nb in notebooks) else "",
-        "legend": [(s, _colour(s)[0]) for s in shown], "rows": _rows(build, common),
+        "legend": [(s, _colour(s)[0]) for s in shown], "groups": _groups(_rows(build, common)),
         "moved": moved, "moved_title": "Tables moved" if run.get("command") == "rollback" else "Tables written",
         "left_alone": [(e.get("table", "?"), e.get("reason", "")) for e in run.get("skipped") or []],
         "params": [(k, _value(v, share)) for k, v in params.items()], "settings": settings,
