@@ -8,6 +8,10 @@ it. Each bronze notebook loads the months it needs from there (a one-month run r
 also from a whole-file staging), or, when the staging is missing or stale (the source file
 changed), prepares the delivery itself into a private folder, so any bronze notebook can be
 rerun on its own.
+
+On an object-store warehouse (``s3://...``) the staging is on the object store too, written and
+read through ``pyarrow.fs`` (:mod:`ridelake.tables.storage`), so bronze notebooks running on other
+machines read what prepare staged.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
+import posixpath
 import stat
 import tempfile
 import time
@@ -31,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ridelake.errors import SourceError
-from ridelake.tables import config, csvlines
+from ridelake.tables import config, csvlines, storage
 from ridelake.tables.transforms import bronze
 from ridelake.tables.transforms.bronze import PreparedDelivery, write_scope
 
@@ -186,9 +190,9 @@ def read_lines(info: SourceInfo, block_size: int | None = None) -> Iterator[bron
 class _MonthFiles:
     """Accepted rows written as one Parquet file per booking month, a row group at a time."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = str(folder)  # a local folder or an object-store URL
+        storage.make_dir(self.folder)
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered: dict[str, int] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
@@ -219,8 +223,8 @@ class _MonthFiles:
             return
         writer = self._writers.get(month)
         if writer is None:
-            writer = self._writers[month] = pq.ParquetWriter(self.folder / f"{month}.parquet",
-                                                             bronze.ACCEPTED_SCHEMA)
+            fs, path = storage.filesystem(storage.join(self.folder, f"{month}.parquet"))
+            writer = self._writers[month] = pq.ParquetWriter(path, bronze.ACCEPTED_SCHEMA, filesystem=fs)
         writer.write_table(pa.concat_tables(parts))
 
     def close(self) -> dict[str, int]:
@@ -232,11 +236,9 @@ class _MonthFiles:
         return dict(sorted(self.rows.items()))
 
 
-def _staging_base(warehouse: str | None = None) -> Path:
-    location = warehouse or config.warehouse_location()
-    if not config.is_local_warehouse(location):
-        raise SourceError("staging needs a local warehouse folder; object-store staging is not supported yet")
-    return Path(location) / "_staging"
+def _staging_base(warehouse: str | None = None) -> str:
+    """``<warehouse>/_staging``: a local folder or an object-store URL."""
+    return storage.join(warehouse or config.warehouse_location(), "_staging")
 
 
 def _key(source_file: str | os.PathLike[str], extraction_date: dt.date | str, extraction_month: str | None) -> str:
@@ -245,8 +247,13 @@ def _key(source_file: str | os.PathLike[str], extraction_date: dt.date | str, ex
 
 
 def _meta_path(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
-               extraction_month: str | None, warehouse: str | None = None) -> Path:
-    return _staging_base(warehouse) / f"{_key(source_file, extraction_date, extraction_month)}.json"
+               extraction_month: str | None, warehouse: str | None = None) -> str:
+    return storage.join(_staging_base(warehouse), f"{_key(source_file, extraction_date, extraction_month)}.json")
+
+
+def _read_parquet(location: str, columns: list[str] | None = None) -> pa.Table:
+    fs, path = storage.filesystem(location)
+    return pq.read_table(path, columns=columns, filesystem=fs)
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -273,7 +280,7 @@ def prepare(params: config.RunParams, block_size: int | None = None,
     """
     info = check_source(params.source_file)
     key = _key(info.path, params.extraction_date, params.extraction_month)
-    target = Path(folder) if folder is not None else _staging_base() / f".{key}.{uuid.uuid4().hex[:12]}.tmp"
+    target = str(folder) if folder is not None else storage.join(_staging_base(), f".{key}.{uuid.uuid4().hex[:12]}.tmp")
     files = _MonthFiles(target)
     rejected: list[pa.Table] = []
     counts: list[pa.Table] = []
@@ -294,7 +301,7 @@ def prepare(params: config.RunParams, block_size: int | None = None,
         files.close()
     except BaseException:
         files.close()
-        shutil.rmtree(target, ignore_errors=True)
+        storage.delete_dir(target)
         raise
     if params.extraction_month is not None:
         months.add(params.extraction_month)
@@ -338,12 +345,12 @@ def _month_rows(prepared: PreparedDelivery) -> dict[str, int]:
     return {str(m): int(n) for m, n in counts.items() if n}
 
 
-def _read_months(folder: Path, months: Iterable[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+def _read_months(folder: str | Path, months: Iterable[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
     """The staged rows of some months (only ``columns``, default all), in file order."""
     cols = list(columns) if columns is not None else None
     wanted = None if cols is None else list(dict.fromkeys([*cols, "source_row"]))
-    tables = [pq.read_table(folder / f"{m}.parquet", columns=wanted) for m in months
-              if (folder / f"{m}.parquet").is_file()]
+    files = [storage.join(str(folder), f"{m}.parquet") for m in months]
+    tables = [_read_parquet(f, wanted) for f in files if storage.is_file(f)]
     table = pa.concat_tables(tables) if tables else bronze.ACCEPTED_SCHEMA.empty_table().select(
         wanted or bronze.ACCEPTED_SCHEMA.names)
     if len(tables) > 1:
@@ -363,8 +370,12 @@ def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
         params: the parameters the delivery was prepared with.
         prepared: the prepared delivery.
 
+    On an object store, which has no rename, the folder's files are moved one by one
+    (:func:`ridelake.tables.storage.move_dir`) before the record that names them is written (one
+    ``PUT``): readers still see the old staging or the new one.
+
     Returns:
-        The staged folder.
+        The staged folder (its URL on an object store).
     """
     if params.source_file is None:
         raise SourceError("no source_file given: pass -p source_file=PATH")
@@ -373,19 +384,20 @@ def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
     if prepared.staging is None:
         if prepared.accepted is None:
             raise SourceError("this delivery was already staged (or was not prepared)")
-        folder = base / f".{key}.{uuid.uuid4().hex[:12]}.tmp"
+        folder = storage.join(base, f".{key}.{uuid.uuid4().hex[:12]}.tmp")
         files = _MonthFiles(folder)
         files.add(pa.Table.from_pandas(prepared.accepted, schema=bronze.ACCEPTED_SCHEMA, preserve_index=False))
         files.close()
-        prepared.staging = str(folder)
-    final = base / f"{key}.{uuid.uuid4().hex[:12]}"
-    os.replace(prepared.staging, final)
+        prepared.staging = folder
+    name = f"{key}.{uuid.uuid4().hex[:12]}"
+    final = storage.join(base, name)
+    storage.move_dir(prepared.staging, final)
     prepared.staging = None
-    meta = base / f"{key}.json"
+    meta = storage.join(base, f"{key}.json")
     record = {
         "format": _FORMAT,
         "source": _fingerprint(Path(params.source_file)),
-        "data": final.name,
+        "data": name,
         "months": prepared.months,
         "rows": prepared.accepted_rows,
         "month_rows": _month_rows(prepared),
@@ -394,21 +406,23 @@ def stage(params: config.RunParams, prepared: PreparedDelivery) -> Path:
         "out_of_scope": prepared.out_of_scope,
         "ignored_columns": prepared.ignored_columns,
     }
-    tmp = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    os.replace(tmp, meta)
-    for stale in base.glob(f"{key}.*"):
-        if stale.is_dir() and stale.name != final.name:
-            shutil.rmtree(stale, ignore_errors=True)
-    for stale in base.glob(f".{key}.*.tmp"):  # left by a prepare that was never staged
-        if time.time() - stale.stat().st_mtime > 86_400:
-            shutil.rmtree(stale, ignore_errors=True)
-    return final
+    storage.write_text(meta, json.dumps(record, indent=1))
+    for child, is_dir in storage.list_children(base):
+        stale = storage.join(base, child)
+        if not is_dir or child == name:
+            continue
+        if child.startswith(f"{key}."):
+            storage.delete_dir(stale)
+        elif child.startswith(f".{key}.") and child.endswith(".tmp"):  # a prepare that was never staged
+            newest = max((f.mtime for f in storage.list_files(stale)), default=0.0)
+            if time.time() - newest > 86_400:
+                storage.delete_dir(stale)
+    return final if storage.is_object_store(final) else Path(final)
 
 
-def _record(meta: Path) -> dict[str, Any] | None:
+def _record(meta: str) -> dict[str, Any] | None:
     try:
-        info = json.loads(meta.read_text(encoding="utf-8"))
+        info = json.loads(storage.read_text(meta) or "null")
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) else None
@@ -425,21 +439,19 @@ def staged_months(source_file: str | os.PathLike[str], extraction_date: dt.date 
         warehouse: the warehouse (default the configured one).
 
     Returns:
-        The months, sorted; None when there is no record (not prepared, or an object store).
+        The months, sorted; None when there is no record (not prepared).
     """
     location = warehouse or config.warehouse_location()
-    if not config.is_local_warehouse(location):
-        return None
     info = _record(_meta_path(source_file, extraction_date, extraction_month, location))
     months = info.get("months") if info else None
     return sorted({str(m) for m in months}) if isinstance(months, list) else None
 
 
 def _fresh(source_file: Path, extraction_date: dt.date | str, extraction_month: str | None,
-           warehouse: str | None = None) -> tuple[Path, dict[str, Any]] | None:
+           warehouse: str | None = None) -> tuple[str, dict[str, Any]] | None:
     """The staged folder and record of a delivery when they match the file as it is now."""
     base = _staging_base(warehouse)
-    info = _record(base / f"{_key(source_file, extraction_date, extraction_month)}.json")
+    info = _record(storage.join(base, f"{_key(source_file, extraction_date, extraction_month)}.json"))
     if not info or info.get("format") != _FORMAT or not isinstance(info.get("data"), str):
         return None
     try:
@@ -447,8 +459,8 @@ def _fresh(source_file: Path, extraction_date: dt.date | str, extraction_month: 
             return None
     except OSError:
         return None
-    folder = base / info["data"]
-    return (folder, info) if folder.is_dir() else None
+    folder = storage.join(base, posixpath.basename(info["data"]))
+    return (folder, info) if storage.is_dir(folder) else None
 
 
 def moved_bookings(source_file: str | os.PathLike[str], extraction_date: dt.date | str,
@@ -471,14 +483,12 @@ def moved_bookings(source_file: str | os.PathLike[str], extraction_date: dt.date
     from ridelake.tables import catalog  # catalog imports pyiceberg: only this function needs it
 
     location = warehouse or config.warehouse_location()
-    if not config.is_local_warehouse(location):
-        return None
     found = _fresh(Path(source_file), extraction_date, extraction_month, location)
     if found is None:
         return None
     folder, info = found
-    tables = [pq.read_table(folder / f"{m}.parquet", columns=["booking_id", "extraction_month"])
-              for m in info.get("month_rows", {}) if (folder / f"{m}.parquet").is_file()]
+    files = [storage.join(folder, f"{m}.parquet") for m in info.get("month_rows", {})]
+    tables = [_read_parquet(f, ["booking_id", "extraction_month"]) for f in files if storage.is_file(f)]
     if not tables:
         return 0
     delivered = pa.concat_tables(tables).group_by(["booking_id", "extraction_month"]).aggregate([])
@@ -505,7 +515,7 @@ def load_delivery(params: config.RunParams, columns: Sequence[str] | None = None
     info = check_source(params.source_file)
     month = params.extraction_month
     common = dict(source_file=info.source_file, extraction_date=params.extraction_date, extraction_month=month)
-    if config.is_local_warehouse():
+    if storage.is_dir(_staging_base()):  # anything staged at all (locally or on the object store)
         for staged_as in ([month, None] if month is not None else [None]):
             found = _fresh(info.path, params.extraction_date, staged_as)
             if found is None:
