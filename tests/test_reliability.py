@@ -190,7 +190,8 @@ def test_a_notebook_failing_after_its_write_is_committed_once_and_not_retried() 
 
 
 def test_a_deterministic_error_is_not_retried() -> None:
-    ok = Observation([_run(1)], tables_equal=True, facts={"attempts": 1, "error": "cell 6: KeyError: 'x'", "commits": 0})
+    ok = Observation([_run(1)], tables_equal=True,
+                     facts={"attempts": 1, "error": "cell 6: KeyError: 'x'", "commits": 0})
     assert checks.check_failed_before_write(ok) == []
     retried = Observation([_run(1)], tables_equal=True, facts={"attempts": 3, "error": "cell 6: KeyError: 'x'",
                                                                "commits": 0})

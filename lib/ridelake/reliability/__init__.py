@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 when every scenario passed, else 1.
     """
     parser = argparse.ArgumentParser(prog="python -m ridelake.reliability", description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"good rows of the delivery (default {DEFAULT_ROWS})")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS,
+                        help=f"good rows of the delivery (default {DEFAULT_ROWS})")
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     parser.add_argument("--kills", type=int, default=len(KILL_POINTS),
                         help=f"points to kill the run at (default all {len(KILL_POINTS)})")

@@ -220,7 +220,8 @@ def check_failed_before_write(obs: Observation) -> list[str]:
 def check_params(obs: Observation) -> list[str]:
     ok, typo = obs.runs
     return (_exit(ok, 0) + _mentions(ok.stderr, r"note: ignoring extraction_date, source_file", "the run")
-            + _exit(typo, 2) + _mentions(typo.stderr, r"extraction_dat\b.*not declared by any notebook", "the typo's error")
+            + _exit(typo, 2)
+            + _mentions(typo.stderr, r"extraction_dat\b.*not declared by any notebook", "the typo's error")
             + _equal(obs))
 
 

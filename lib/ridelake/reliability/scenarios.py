@@ -63,8 +63,8 @@ def _reasons(reasons: dict[int, str]) -> str:
 # -- acting -----------------------------------------------------------------------------------
 
 def _deliver(ctx: Context, key: str, content: bytes, expected: dict[int, str] | None = None,
-             name: str = "ncr_ride_bookings.csv", ignore: frozenset[str] = frozenset({"source_row"}),
-             full: bool | None = None) -> tuple[Observation, Path]:
+             name: str = "ncr_ride_bookings.csv",
+             ignore: frozenset[str] = frozenset({"source_row"})) -> tuple[Observation, Path]:
     """Load one delivery into an empty warehouse and observe: quick, ``bronze/prepare`` and
     ``bronze/booking``; else the whole pipeline. The same base name as the reference's file keeps
     ``source_file`` comparable; ``source_row`` moves with inserted lines, so it is left out."""
@@ -73,7 +73,7 @@ def _deliver(ctx: Context, key: str, content: bytes, expected: dict[int, str] | 
     folder.mkdir(parents=True, exist_ok=True)
     file = folder / name
     file.write_bytes(content)
-    whole = not ctx.quick if full is None else full
+    whole = not ctx.quick
     selection = [] if whole else ["bronze/prepare", "bronze/booking"]
     run = ctx.ws.cli("run", *selection, "-p", f"source_file=data/{key}/{name}", *_ED,
                      "-j", str(ctx.jobs if whole else 1))
@@ -174,7 +174,8 @@ def _commands(ctx: Context, argvs: Sequence[Sequence[str]], reference: bool = Tr
              "marker_created": bool(marker and marker.exists())}
     said = sorted({_short(re.sub(r"^ridelake: (error: )?", "", r.first_error()), 60 if len(runs) > 1 else 100)
                    for r in runs})
-    happened = f"refused before any notebook (exit {'/'.join(sorted({str(r.code) for r in runs}))}): " + " | ".join(said)
+    codes = "/".join(sorted({str(r.code) for r in runs}))
+    happened = f"refused before any notebook (exit {codes}): " + " | ".join(said)
     return Observation(runs, None, not diffs if reference else None, diffs, facts=facts, happened=happened)
 
 
@@ -280,8 +281,10 @@ def _act_kernel_kill(ctx: Context) -> Observation:
 def _act_two_runs(ctx: Context) -> Observation:
     ctx.ws.reset(reference=True)
     selection = "gold/daily_booking_summary" if ctx.quick else "gold"
-    both = [ctx.ws.start("run", "--force", selection, *_ED, "-j", "1") for _ in range(2)]
-    runs = [s.finish() for s in both]
+    first = ctx.ws.start("run", "--force", selection, *_ED, "-j", "1")
+    first.run_id()  # it holds the lock once it names its run
+    second = ctx.ws.start("run", "--force", selection, *_ED, "-j", "1")
+    runs = [first.finish(), second.finish()]
     diffs = compare_tables(ctx.reference, ctx.ws.tables())
     refused = next((r for r in runs if r.code == 3), None)
     happened = (f"exit {' and '.join(str(r.code) for r in runs)}"
@@ -396,7 +399,8 @@ def scenarios(kills: int = len(KILL_POINTS)) -> list[Scenario]:
         # crashes and concurrency
         *[_kill(p) for p in KILL_POINTS[:max(0, kills)]],
         Scenario("kernel_kill", "kill a kernel mid-notebook", _act_kernel_kill, checks.check_kernel_kill),
-        Scenario("two_runs", "two runs started at once", _act_two_runs, checks.check_two_runs),
+        Scenario("two_runs", "two runs at once (the second starts while the first runs)", _act_two_runs,
+                 checks.check_two_runs),
         Scenario("same_file_twice", "the same file loaded twice",
                  _act_rerun(["bronze"], ["bronze/prepare", "bronze/booking"], 10, 2), checks.check_rerun),
         Scenario("forced_rerun", "a forced rerun of everything", _act_rerun([], [], 22, 22), checks.check_rerun),
@@ -410,7 +414,8 @@ def scenarios(kills: int = len(KILL_POINTS)) -> list[Scenario]:
         _defects("field_count", blank_lines=2, title="rows with too few / too many fields (and blank lines)"),
         _defects("bad_values", title="bad dates, times, numbers, ratings, negatives, ids, statuses"),
         Scenario("mixed", "every defect mixed in (generate --bad-rows 24)", _act_mixed, checks.check_mixed),
-        Scenario("code_param", "a parameter carrying code", _act_code, checks.check_refused_command(r"must be|does not exist")),
+        Scenario("code_param", "a parameter carrying code", _act_code,
+                 checks.check_refused_command(r"must be|does not exist")),
         Scenario("selector_outside", "a selector outside notebooks/ (../../etc/passwd)", _act_selector,
                  checks.check_refused_command(r"selector|unknown notebook")),
     ]
