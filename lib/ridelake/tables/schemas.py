@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ridelake.errors import CatalogError
 
@@ -385,7 +387,9 @@ def _unique_across_months(identifier: str, column: str) -> Invariant:
         other = refs[other_ref]
         if not len(other) or not len(frame):
             return None
-        twice = frame.loc[frame[column].isin(other[column]), column]
+        mine = pa.array(frame[column], from_pandas=True)
+        seen = pc.is_in(mine, value_set=pa.array(other[column], from_pandas=True).cast(mine.type))
+        twice = frame.loc[seen.to_numpy(zero_copy_only=False), column]  # Arrow: pandas' isin loops over strings
         return None if twice.empty else (f"{len(twice)} value(s) also in another month, e.g. "
                                          f"{twice.head(5).tolist()}: rebuild those months together or all")
 
