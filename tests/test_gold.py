@@ -293,3 +293,16 @@ def test_real_sample_end_to_end() -> None:
         exp = touching["value"].mean()
         got = la.loc[name, "avg_booking_value"]
         assert (np.isnan(exp) and np.isnan(got)) or got == exp, name
+
+
+def test_customer_totals_added_up_in_batches_give_the_same_analytics() -> None:
+    import pyarrow as pa
+
+    booking = BOOKING
+    rows = pa.table({"customer_id": pa.array(booking["customer_id"].astype(str)),
+                     "booking_value": pa.array(booking["booking_value"], from_pandas=True),
+                     "booking_date": pa.array(pd.to_datetime(booking["booking_date"]).dt.date, pa.date32())})
+    parts = [gd.customer_partials(rows.slice(i, 2)) for i in range(0, rows.num_rows, 2)]
+    totals = gd.merge_customer_partials(parts).to_pandas(date_as_object=False)
+    pd.testing.assert_frame_equal(gd.customer_analytics_from_totals(CUSTOMER, totals, None, T0),
+                                  gd.customer_analytics(CUSTOMER, BOOKING, None, T0))

@@ -106,3 +106,20 @@ def test_projected_and_filtered_reads_return_the_rows_of_a_full_read(loaded):
     pd.testing.assert_frame_equal(_sorted(values, ["booking_id", "booking_value"]),
                                   _sorted(full[["booking_value", "booking_id"]], ["booking_id", "booking_value"]))
     assert catalog.month_filter(None) is None
+
+
+def test_aggregating_batch_by_batch_equals_aggregating_the_whole_table(loaded):
+    import pyarrow as pa
+
+    from ridelake.tables.transforms import gold
+
+    cols = ["customer_id", "booking_value", "booking_date"]
+    whole = catalog.read_arrow("bronze.booking", columns=cols)
+    want = gold.merge_customer_partials([gold.customer_partials(whole)]).to_pandas()
+    got = catalog.aggregate("bronze.booking", cols, gold.customer_partials, gold.merge_customer_partials,
+                            compact_at=50).to_pandas()
+    pd.testing.assert_frame_equal(_sorted(got, ["customer_id"]), _sorted(want, ["customer_id"]))
+    assert int(got["total_bookings"].sum()) == whole.num_rows == catalog.count_rows("bronze.booking")
+    assert catalog.count_rows("bronze.booking", catalog.month_filter("2024-05")) == int(
+        (catalog.read_table("bronze.booking", columns=["extraction_month"])["extraction_month"] == "2024-05").sum())
+    assert isinstance(whole, pa.Table)

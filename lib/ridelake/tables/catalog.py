@@ -22,7 +22,7 @@ import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
@@ -46,6 +46,8 @@ __all__ = [
     "read_snapshot",
     "read_batches",
     "month_filter",
+    "aggregate",
+    "count_rows",
     "to_arrow",
     "write_table",
     "preview_write",
@@ -380,6 +382,44 @@ def read_table(
     """
     table = read_arrow(identifier, columns, row_filter)
     return table.to_pandas(date_as_object=False)
+
+
+def aggregate(identifier: str, columns: Sequence[str], partial: Callable[[Any], Any],
+              merge: Callable[[list[Any]], Any], compact_at: int = 4_000_000, row_filter: Any = None) -> Any:
+    """Aggregate a table batch by batch, in bounded memory: ``partial`` of every record batch
+    (as a ``pyarrow.Table``), added up with ``merge`` whenever the partial results hold more
+    than ``compact_at`` rows, and once at the end.
+
+    Args:
+        identifier: ``<namespace>.<table>``.
+        columns: the columns ``partial`` needs (only they are read).
+        partial: batch -> partial result (a ``pyarrow.Table``).
+        merge: partial results -> one (same shape).
+        compact_at: partial rows held before they are merged.
+        row_filter: a pyiceberg expression.
+
+    Returns:
+        The merged result, a ``pyarrow.Table``.
+    """
+    import pyarrow as pa
+
+    parts: list[Any] = []
+    held = 0
+    for batch in read_batches(identifier, columns, row_filter):
+        part = partial(pa.Table.from_batches([batch]))
+        parts.append(part)
+        held += part.num_rows
+        if held > compact_at:
+            parts = [merge(parts)]
+            held = parts[0].num_rows
+    return merge(parts)
+
+
+def count_rows(identifier: str, row_filter: Any = None) -> int:
+    """Rows of a table (or of the rows matching a filter), counted batch by batch over its first
+    column, without holding them."""
+    first = table_spec(identifier).columns[0].name
+    return sum(batch.num_rows for batch in read_batches(identifier, [first], row_filter))
 
 
 def month_filter(extraction_month: str | None) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pyarrow as pa
 
 from ridelake.tables.schemas import table_spec
 from ridelake.tables.transforms.silver import _day, _existing, _with_audit, conform, utc_now
@@ -29,6 +30,9 @@ __all__ = [
     "date_scope",
     "daily_booking_summary",
     "customer_analytics",
+    "customer_analytics_from_totals",
+    "customer_partials",
+    "merge_customer_partials",
     "location_analytics",
 ]
 
@@ -118,6 +122,32 @@ def daily_booking_summary(
     return _finish(pd.concat(parts, ignore_index=True) if parts else fresh, ident)
 
 
+def customer_partials(booking: pa.Table) -> pa.Table:
+    """Per customer over a batch of ``silver.booking`` rows (``customer_id``, ``booking_value``,
+    ``booking_date``): bookings, sum and count of values, first and last date. Add batches up with
+    :func:`merge_customer_partials`."""
+    grouped = booking.group_by("customer_id").aggregate([
+        ([], "count_all"), ("booking_value", "sum"), ("booking_value", "count"),
+        ("booking_date", "min"), ("booking_date", "max")])
+    return grouped.rename_columns(["customer_id", *_PARTIALS])
+
+
+_PARTIALS = ("total_bookings", "total_spent", "values", "first_booking_date", "last_booking_date")
+
+
+def merge_customer_partials(parts: list[pa.Table]) -> pa.Table:
+    """Add up :func:`customer_partials` tables (counts and sums added, earliest and latest dates)."""
+    if not parts:
+        return pa.table({"customer_id": pa.array([], pa.string()), "total_bookings": pa.array([], pa.int64()),
+                         "total_spent": pa.array([], pa.float64()), "values": pa.array([], pa.int64()),
+                         "first_booking_date": pa.array([], pa.date32()),
+                         "last_booking_date": pa.array([], pa.date32())})
+    merged = pa.concat_tables(parts).group_by("customer_id").aggregate([
+        ("total_bookings", "sum"), ("total_spent", "sum"), ("values", "sum"),
+        ("first_booking_date", "min"), ("last_booking_date", "max")])
+    return merged.rename_columns(["customer_id", *_PARTIALS])
+
+
 def customer_analytics(
     customer: pd.DataFrame,
     booking: pd.DataFrame,
@@ -128,7 +158,7 @@ def customer_analytics(
 
     Args:
         customer: ``silver.customer``.
-        booking: ``silver.booking``.
+        booking: ``silver.booking`` (at least ``customer_id``, ``booking_value``, ``booking_date``).
         existing: the gold table as it stands (None or empty on the first build).
         now: the refresh time.
 
@@ -138,28 +168,52 @@ def customer_analytics(
         ``silver.customer`` for a customer without bookings) and ``lifetime_days``; sorted by
         ``customer_id``.
     """
+    rows = pa.table({
+        "customer_id": pa.array(booking["customer_id"].astype("str"), pa.string()),
+        "booking_value": pa.array(pd.to_numeric(booking["booking_value"]).astype("float64"), from_pandas=True),
+        "booking_date": pa.array(_day(booking["booking_date"]).dt.date, pa.date32()),
+    })
+    totals = merge_customer_partials([customer_partials(rows)]).to_pandas(date_as_object=False)
+    return customer_analytics_from_totals(customer, totals, existing, now)
+
+
+def customer_analytics_from_totals(
+    customer: pd.DataFrame,
+    totals: pd.DataFrame,
+    existing: pd.DataFrame | None,
+    now: pd.Timestamp,
+) -> pd.DataFrame:
+    """``gold.customer_analytics`` from per-customer totals of ``silver.booking`` (added up batch by
+    batch with :func:`customer_partials` and :func:`merge_customer_partials`).
+
+    Args:
+        customer: ``silver.customer`` (``customer_id``, ``first_seen_date``, ``last_seen_date``).
+        totals: ``customer_id``, ``total_bookings``, ``total_spent``, ``values`` (bookings with a
+            value), ``first_booking_date``, ``last_booking_date``.
+        existing: the gold table as it stands, at least ``customer_id`` and ``created_at``.
+        now: the refresh time.
+
+    Returns:
+        As :func:`customer_analytics`.
+    """
     ident = "gold.customer_analytics"
     now = utc_now(now)
     prior = _existing(existing, ident)
-    rows = pd.DataFrame({
-        "customer_id": booking["customer_id"].astype("str").to_numpy(),
-        "booking_value": pd.to_numeric(booking["booking_value"]).astype("float64").to_numpy(),
-        "booking_date": _day(booking["booking_date"]).to_numpy(),
-    })
-    groups = rows.groupby("customer_id", sort=False)
     agg = pd.DataFrame({
-        "total_bookings": groups.size(),
-        "total_spent": groups["booking_value"].sum(min_count=0),
-        "avg_booking_value": groups["booking_value"].mean(),
-        "first_booking_date": groups["booking_date"].min(),
-        "last_booking_date": groups["booking_date"].max(),
-    })
+        "total_bookings": pd.to_numeric(totals["total_bookings"]).to_numpy(dtype="int64"),
+        "total_spent": pd.to_numeric(totals["total_spent"]).to_numpy(dtype="float64"),
+        "values": pd.to_numeric(totals["values"]).to_numpy(dtype="int64"),
+        "first_booking_date": _day(totals["first_booking_date"]).to_numpy(),
+        "last_booking_date": _day(totals["last_booking_date"]).to_numpy(),
+    }, index=pd.Index(totals["customer_id"].astype("str").to_numpy(), name="customer_id"))
+    agg["total_spent"] = agg["total_spent"].where(agg["values"] > 0, 0.0)
+    agg["avg_booking_value"] = (agg["total_spent"] / agg["values"].where(agg["values"] > 0)).astype("float64")
     base = pd.DataFrame({
         "customer_id": customer["customer_id"].astype("str").to_numpy(),
         "first_seen_date": _day(customer["first_seen_date"]).to_numpy(),
         "last_seen_date": _day(customer["last_seen_date"]).to_numpy(),
     })
-    out = base.join(agg, on="customer_id", how="left")
+    out = base.join(agg.drop(columns="values"), on="customer_id", how="left")
     out["total_bookings"] = out["total_bookings"].fillna(0).astype("int64")
     out["total_spent"] = out["total_spent"].fillna(0.0)
     out["first_booking_date"] = out["first_booking_date"].fillna(out["first_seen_date"])
