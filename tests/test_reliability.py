@@ -265,10 +265,10 @@ def test_the_table_and_the_exit_status() -> None:
 def test_a_scenario_that_breaks_is_a_failure(tmp_path: Path) -> None:
     from ridelake.reliability.model import Scenario
 
-    class Ctx:  # evaluate only needs the workspace's paths to shorten messages
-        class ws:
-            project = tmp_path / "project"
-            root = tmp_path
+    from ridelake.reliability.workspace import Workspace
+
+    class Ctx:  # evaluate only needs the workspace, to shorten paths in messages
+        ws = Workspace(tmp_path, ROOT)
 
     def act(ctx):
         raise OSError(f"disk full under {tmp_path}/project/data")

@@ -172,11 +172,17 @@ def _commands(ctx: Context, argvs: Sequence[Sequence[str]], reference: bool = Tr
     diffs = compare_tables(ctx.reference, ctx.ws.tables()) if reference else []
     facts = {"new_run_folders": ctx.ws.run_folders() - before,
              "marker_created": bool(marker and marker.exists())}
-    said = sorted({_short(re.sub(r"^ridelake: (error: )?", "", r.first_error()), 60 if len(runs) > 1 else 100)
-                   for r in runs})
+    said = list(dict.fromkeys(_gist(ctx.ws.relative(r.first_error()), 100 if len(runs) == 1 else 48) for r in runs))
     codes = "/".join(sorted({str(r.code) for r in runs}))
     happened = f"refused before any notebook (exit {codes}): " + " | ".join(said)
     return Observation(runs, None, not diffs if reference else None, diffs, facts=facts, happened=happened)
+
+
+def _gist(error: str, n: int) -> str:
+    """The heart of a refusal: without ``ridelake: error:``, a leading file name, what was given."""
+    text = re.sub(r"^ridelake: (error: )?", "", error)
+    text = re.sub(r"^\S*/\S*: ", "", text)  # "params/default.yaml: ..." (the file the value was checked for)
+    return _short(re.split(r", got |: use ", text)[0], n)
 
 
 def _act_directory(ctx: Context) -> Observation:
@@ -185,18 +191,30 @@ def _act_directory(ctx: Context) -> Observation:
     return obs
 
 
+def _stat(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def _act_code(ctx: Context) -> Observation:
-    marker = ctx.ws.root / "pwned"
+    """Code in each parameter; the issue's own ``touch /tmp/pwned`` too (judged by that file not
+    appearing or changing), the others touching a file of the workspace."""
+    marker, pwned = ctx.ws.root / "pwned", Path("/tmp/pwned")
     touch = f"import os; os.system('touch {marker}')"
-    values = {
-        "extraction_month": f"'; {touch}",
-        "extraction_date": f"2024-12-31'); {touch}; ('",
-        "target_date": f'"); __import__("os").system("touch {marker}"); ("',
-        "source_file": f"data/x.csv'; {touch}; '",
-    }
-    obs = _commands(ctx, [["run", "-p", f"{k}={v}", *([] if k == "extraction_date" else _ED)]
-                          for k, v in values.items()], marker=marker)
-    obs.happened += f"; {marker.name} not created" if not marker.exists() else f"; {marker.name} CREATED"
+    values = [
+        ("extraction_month", "'; import os; os.system('touch /tmp/pwned')"),
+        ("extraction_month", f"'; {touch}"),
+        ("extraction_date", f"2024-12-31'); {touch}; ('"),
+        ("target_date", f'"); __import__("os").system("touch {marker}"); ("'),
+        ("source_file", f"data/x.csv'; {touch}; '"),
+    ]
+    before = _stat(pwned)
+    obs = _commands(ctx, [["run", "-p", f"{k}={v}", *([] if k == "extraction_date" else _ED)] for k, v in values],
+                    marker=marker)
+    obs.facts["marker_created"] = obs.facts["marker_created"] or _stat(pwned) != before
+    obs.happened += "; no file created" if not obs.facts["marker_created"] else "; the injected code RAN"
     return obs
 
 
@@ -252,9 +270,13 @@ def _kill(point: KillPoint) -> Scenario:
         rerun = ctx.ws.cli("run", *_ED, "-j", str(ctx.jobs))
         diffs = compare_tables(ctx.reference, ctx.ws.tables())
         ran = sum(1 for nb in rerun.notebooks().values() if nb.get("status") == "succeeded")
-        facts = {"reached": reached, "point": f"{point.notebook} {point.label}", "done_before": done}
+        again = [(k, nb.get("run_reason")) for k, nb in rerun.notebooks().items()
+                 if k in done and nb.get("status") == "succeeded"]  # done before the kill, yet run again
+        facts = {"reached": reached, "point": f"{point.notebook} {point.label}", "done_before": done, "again": again}
         happened = (f"killed with {len(done)} notebook(s) done; rerun: exit {rerun.code}, {ran} ran, "
-                    f"{len(rerun.notebooks()) - ran} up-to-date")
+                    f"{len(rerun.notebooks()) - ran} up-to-date"
+                    + (f" ({len(again)} done before ran again, e.g. {again[0][0]}: {_short(str(again[0][1]), 60)})"
+                       if again else ""))
         return Observation([killed, rerun], _rows_now(ctx), not diffs, diffs, facts=facts, happened=happened)
     return Scenario(point.key, f"kill the run (SIGKILL, kernels too) in {point.notebook}'s {point.label}; rerun",
                     act, checks.check_kill)

@@ -83,7 +83,7 @@ def prepare(root: Path, source: Path, rows: int, seed: int, quick: bool, jobs: i
         jobs: ``-j`` of whole-pipeline runs.
 
     Returns:
-        The :class:`~ridelake.reliability.scenarios.Context` (its ``reference_run`` may have failed:
+        The :class:`~ridelake.reliability.model.Context` (its ``reference_run`` may have failed:
         the ``reference`` scenario says so).
     """
     ws = Workspace(root, source)
@@ -105,14 +105,9 @@ def evaluate(scenario: Scenario, ctx: Context) -> Result:
         result = Result(scenario.key, scenario.title, None, None,
                         [f"the scenario broke: {type(exc).__name__}: {exc}"])
     result.seconds = time.monotonic() - began
-    result.happened = _relative(ctx, result.happened)
-    result.problems = [_relative(ctx, p) for p in result.problems]
+    result.happened = ctx.ws.relative(result.happened)
+    result.problems = [ctx.ws.relative(p) for p in result.problems]
     return result
-
-
-def _relative(ctx: Context, text: str) -> str:
-    """Paths inside the throw-away project shown relative to it (as a user of the project sees them)."""
-    return text.replace(str(ctx.ws.project) + "/", "").replace(str(ctx.ws.root), "<workspace>")
 
 
 def run_suite(rows: int = DEFAULT_ROWS, seed: int = 7, quick: bool = False, kills: int | None = None,

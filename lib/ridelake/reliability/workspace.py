@@ -292,6 +292,11 @@ class Workspace:
                                                *filter(None, [os.environ.get("PYTHONPATH")])]))
         return env
 
+    def relative(self, text: str) -> str:
+        """Paths inside the project shown relative to it (as its user sees them), others under the
+        workspace as ``<workspace>``."""
+        return text.replace(str(self.project) + "/", "").replace(str(self.root), "<workspace>")
+
     # -- commands ---------------------------------------------------------------------------------
 
     def cli(self, *argv: str, timeout: float = 1800) -> CliRun:
