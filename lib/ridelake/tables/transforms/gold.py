@@ -22,9 +22,12 @@ import pandas as pd
 import pyarrow as pa
 
 from ridelake.tables.schemas import table_spec
-from ridelake.tables.transforms.silver import _day, _existing, _with_audit, conform, utc_now
+# the audit columns and the clock are the silver helpers' (one definition; gold re-exports utc_now
+# so its notebooks need not import the silver transforms)
+from ridelake.tables.transforms.silver import as_day, conform, existing_or_empty, utc_now, with_audit
 
 __all__ = [
+    "utc_now",
     "COLUMNS",
     "date_slice",
     "date_scope",
@@ -97,9 +100,9 @@ def daily_booking_summary(
     """
     ident = "gold.daily_booking_summary"
     now = utc_now(now)
-    prior = _existing(existing, ident)
+    prior = existing_or_empty(existing, ident)
     rows = pd.DataFrame({
-        "booking_date": _day(booking["booking_date"]).to_numpy(),
+        "booking_date": as_day(booking["booking_date"]).to_numpy(),
         "vehicle_type_name": _names(booking["vehicle_type_id"], vehicle_type, "vehicle_type_id").to_numpy(),
         "booking_status_name": _names(booking["booking_status_id"], booking_status, "booking_status_id").to_numpy(),
         "booking_value": pd.to_numeric(booking["booking_value"]).astype("float64").to_numpy(),
@@ -114,10 +117,10 @@ def daily_booking_summary(
         "total_revenue": groups.sum(min_count=0),
         "avg_booking_value": groups.mean(),
     }).reset_index()
-    fresh = conform(_with_audit(agg, prior, key, now), ident)
+    fresh = conform(with_audit(agg, prior, key, now), ident)
     if day is None:
         return _finish(fresh, ident)
-    kept = prior[_day(prior["booking_date"]) != day]
+    kept = prior[as_day(prior["booking_date"]) != day]
     parts = [p for p in (conform(kept, ident), fresh) if len(p)]
     return _finish(pd.concat(parts, ignore_index=True) if parts else fresh, ident)
 
@@ -171,7 +174,7 @@ def customer_analytics(
     rows = pa.table({
         "customer_id": pa.array(booking["customer_id"].astype("str"), pa.string()),
         "booking_value": pa.array(pd.to_numeric(booking["booking_value"]).astype("float64"), from_pandas=True),
-        "booking_date": pa.array(_day(booking["booking_date"]).dt.date, pa.date32()),
+        "booking_date": pa.array(as_day(booking["booking_date"]).dt.date, pa.date32()),
     })
     totals = merge_customer_partials([customer_partials(rows)]).to_pandas(date_as_object=False)
     return customer_analytics_from_totals(customer, totals, existing, now)
@@ -198,20 +201,20 @@ def customer_analytics_from_totals(
     """
     ident = "gold.customer_analytics"
     now = utc_now(now)
-    prior = _existing(existing, ident)
+    prior = existing_or_empty(existing, ident)
     agg = pd.DataFrame({
         "total_bookings": pd.to_numeric(totals["total_bookings"]).to_numpy(dtype="int64"),
         "total_spent": pd.to_numeric(totals["total_spent"]).to_numpy(dtype="float64"),
         "values": pd.to_numeric(totals["values"]).to_numpy(dtype="int64"),
-        "first_booking_date": _day(totals["first_booking_date"]).to_numpy(),
-        "last_booking_date": _day(totals["last_booking_date"]).to_numpy(),
+        "first_booking_date": as_day(totals["first_booking_date"]).to_numpy(),
+        "last_booking_date": as_day(totals["last_booking_date"]).to_numpy(),
     }, index=pd.Index(totals["customer_id"].astype("str").to_numpy(), name="customer_id"))
     agg["total_spent"] = agg["total_spent"].where(agg["values"] > 0, 0.0)
     agg["avg_booking_value"] = (agg["total_spent"] / agg["values"].where(agg["values"] > 0)).astype("float64")
     base = pd.DataFrame({
         "customer_id": customer["customer_id"].astype("str").to_numpy(),
-        "first_seen_date": _day(customer["first_seen_date"]).to_numpy(),
-        "last_seen_date": _day(customer["last_seen_date"]).to_numpy(),
+        "first_seen_date": as_day(customer["first_seen_date"]).to_numpy(),
+        "last_seen_date": as_day(customer["last_seen_date"]).to_numpy(),
     })
     out = base.join(agg.drop(columns="values"), on="customer_id", how="left")
     out["total_bookings"] = out["total_bookings"].fillna(0).astype("int64")
@@ -219,7 +222,7 @@ def customer_analytics_from_totals(
     out["first_booking_date"] = out["first_booking_date"].fillna(out["first_seen_date"])
     out["last_booking_date"] = out["last_booking_date"].fillna(out["last_seen_date"])
     out["lifetime_days"] = (out["last_booking_date"] - out["first_booking_date"]).dt.days.astype("int32")
-    return _finish(_with_audit(out, prior, ["customer_id"], now), ident)
+    return _finish(with_audit(out, prior, ["customer_id"], now), ident)
 
 
 def location_analytics(
@@ -243,7 +246,7 @@ def location_analytics(
     """
     ident = "gold.location_analytics"
     now = utc_now(now)
-    prior = _existing(existing, ident)
+    prior = existing_or_empty(existing, ident)
     pickup = pd.to_numeric(booking["pickup_location_id"]).astype("Int64")
     drop = pd.to_numeric(booking["drop_location_id"]).astype("Int64")
     value = pd.to_numeric(booking["booking_value"]).astype("float64")
@@ -263,7 +266,7 @@ def location_analytics(
     out["dropoffs"] = out["location_id"].map(drop.value_counts()).fillna(0).astype("int64")
     out["total_activity"] = out["pickups"] + out["dropoffs"]
     out["avg_booking_value"] = out["location_id"].map(avg).astype("float64")
-    return _finish(_with_audit(out, prior, ["location_id"], now), ident)
+    return _finish(with_audit(out, prior, ["location_id"], now), ident)
 
 
 def date_slice(frame: pd.DataFrame, target_date: dt.date | None) -> pd.DataFrame:
@@ -278,7 +281,7 @@ def date_slice(frame: pd.DataFrame, target_date: dt.date | None) -> pd.DataFrame
     """
     if target_date is None:
         return frame.reset_index(drop=True)
-    return frame[_day(frame["booking_date"]) == pd.Timestamp(target_date)].reset_index(drop=True)
+    return frame[as_day(frame["booking_date"]) == pd.Timestamp(target_date)].reset_index(drop=True)
 
 
 def date_scope(target_date: dt.date | None) -> dict[str, dt.date]:

@@ -33,6 +33,9 @@ import pyarrow.compute as pc
 from ridelake.tables.schemas import table_spec
 
 __all__ = [
+    "as_day",
+    "existing_or_empty",
+    "with_audit",
     "WINNER_KEY",
     "FACT_NAMES",
     "empty",
@@ -90,7 +93,7 @@ def utc_now(now: pd.Timestamp | str | None = None) -> pd.Timestamp:
     return ts.floor("us")
 
 
-def _day(values: pd.Series) -> pd.Series:
+def as_day(values: pd.Series) -> pd.Series:
     """Dates (date objects, strings or datetime64 of any unit) as ``datetime64[us]`` at midnight."""
     out = pd.to_datetime(values)
     if isinstance(out.dtype, pd.DatetimeTZDtype):
@@ -140,7 +143,7 @@ def conform(frame: pd.DataFrame, identifier: str) -> pd.DataFrame:
         elif col.type == "string":
             s = s.astype("str")
         elif col.type == "date":
-            s = _day(s)
+            s = as_day(s)
         elif col.type == "timestamptz":
             s = _ts(s)
         elif col.type == "time":
@@ -162,7 +165,7 @@ def empty(identifier: str) -> pd.DataFrame:
     return conform(pd.DataFrame({c: pd.Series([], dtype=object) for c in spec.column_names}), identifier)
 
 
-def _existing(existing: pd.DataFrame | None, identifier: str) -> pd.DataFrame:
+def existing_or_empty(existing: pd.DataFrame | None, identifier: str) -> pd.DataFrame:
     if existing is None or len(existing) == 0:
         return empty(identifier)
     return existing
@@ -176,7 +179,7 @@ def _created_at(keys: pd.DataFrame, existing: pd.DataFrame, on: list[str], now: 
     prior = pd.DataFrame({c: existing[c] for c in on}).reset_index(drop=True)
     for c in on:
         if pd.api.types.is_datetime64_any_dtype(left[c]):
-            left[c], prior[c] = _day(left[c]), _day(prior[c])
+            left[c], prior[c] = as_day(left[c]), as_day(prior[c])
         elif pd.api.types.is_numeric_dtype(left[c]):
             left[c] = pd.to_numeric(left[c]).astype("float64")
             prior[c] = pd.to_numeric(prior[c]).astype("float64")
@@ -210,7 +213,7 @@ def _earliest_by_key(wanted: pd.Series, keys: pd.Series, created: pd.Series) -> 
     return pd.Series(out)
 
 
-def _with_audit(frame: pd.DataFrame, existing: pd.DataFrame, on: list[str], now: pd.Timestamp) -> pd.DataFrame:
+def with_audit(frame: pd.DataFrame, existing: pd.DataFrame, on: list[str], now: pd.Timestamp) -> pd.DataFrame:
     out = frame.copy()
     out["created_at"] = _created_at(frame, existing, on, now)
     out["updated_at"] = pd.Series(now, index=frame.index, dtype=_TS)
@@ -264,7 +267,7 @@ def winners(keys: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         return keys.reset_index(drop=True), 0
     order = _winner_order(keys)
     sortable = pd.DataFrame({c: keys[c] for c in order}, index=keys.index)
-    sortable["extraction_date"] = _day(sortable["extraction_date"])
+    sortable["extraction_date"] = as_day(sortable["extraction_date"])
     sortable["source_file"] = sortable["source_file"].astype("str")
     sortable["booking_id"] = sortable["booking_id"].astype("str")
     ranked = sortable.sort_values(order, kind="stable", na_position="first")
@@ -298,7 +301,7 @@ def winning_rows(bronze: pd.DataFrame, booking_keys: pd.DataFrame) -> pd.DataFra
 
     def norm(frame: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame({c: frame[c] for c in on}).reset_index(drop=True)
-        out["extraction_date"] = _day(out["extraction_date"])
+        out["extraction_date"] = as_day(out["extraction_date"])
         for c in ("booking_id", "source_file", "extraction_month"):
             if c in out.columns:
                 out[c] = out[c].astype("str")
@@ -414,7 +417,7 @@ def customer_totals(bookings: pd.DataFrame) -> pd.DataFrame:
     """
     rows = pd.DataFrame({
         "customer_id": bookings["customer_id"].astype("str").to_numpy(),
-        "booking_date": _day(bookings["booking_date"]).to_numpy(),
+        "booking_date": as_day(bookings["booking_date"]).to_numpy(),
     })
     return rows.groupby("customer_id", sort=True, dropna=False).agg(
         first_seen_date=("booking_date", "min"),
@@ -454,14 +457,14 @@ def build_customer_totals(totals: pd.DataFrame, existing: pd.DataFrame | None, n
         sorted by ``customer_id``.
     """
     now = utc_now(now)
-    prior = _existing(existing, "silver.customer")
+    prior = existing_or_empty(existing, "silver.customer")
     agg = pd.DataFrame({
         "customer_id": totals["customer_id"].astype("str").to_numpy(),
-        "first_seen_date": _day(totals["first_seen_date"]).to_numpy(),
-        "last_seen_date": _day(totals["last_seen_date"]).to_numpy(),
+        "first_seen_date": as_day(totals["first_seen_date"]).to_numpy(),
+        "last_seen_date": as_day(totals["last_seen_date"]).to_numpy(),
         "total_bookings": pd.to_numeric(totals["total_bookings"]).astype("int64").to_numpy(),
     })
-    out = _with_audit(agg, prior, ["customer_id"], now)
+    out = with_audit(agg, prior, ["customer_id"], now)
     return conform(out, "silver.customer").sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
@@ -516,7 +519,7 @@ def build_booking(winning: pd.DataFrame, dims: Mapping[str, pd.DataFrame], exist
         ``payment_method_id``.
     """
     now = utc_now(now)
-    prior = _existing(existing, "silver.booking")
+    prior = existing_or_empty(existing, "silver.booking")
     rows = winning.reset_index(drop=True)
     out = pd.DataFrame({
         "booking_id": rows["booking_id"].astype("str"),
@@ -526,12 +529,12 @@ def build_booking(winning: pd.DataFrame, dims: Mapping[str, pd.DataFrame], exist
         dim = dims[dim_table]
         out[id_column] = _lookup(rows[name_column], dim, _dim_id(dim_table))
     out["booking_value"] = pd.to_numeric(rows["booking_value"]).astype("float64")
-    out["booking_date"] = _day(rows["booking_date"])
+    out["booking_date"] = as_day(rows["booking_date"])
     out["booking_time"] = rows["booking_time"].astype(object)
     out["extraction_month"] = rows["extraction_month"].astype("str")
     if extraction_month is not None:
         out = month_slice(out, extraction_month)
-    out = _with_audit(out, prior, ["booking_id"], now)
+    out = with_audit(out, prior, ["booking_id"], now)
     return _combine(out, prior, extraction_month, "silver.booking")
 
 
@@ -553,11 +556,11 @@ def build_ride(winning: pd.DataFrame, existing: pd.DataFrame | None, now: pd.Tim
         The rows of the partition(s) being rebuilt, sorted by ``booking_id``.
     """
     now = utc_now(now)
-    prior = _existing(existing, "silver.ride")
+    prior = existing_or_empty(existing, "silver.ride")
     out = winning.reset_index(drop=True)
     if extraction_month is not None:
         out = month_slice(out, extraction_month)
-    out = conform(_with_audit(out, prior, ["booking_id"], now), "silver.ride")
+    out = conform(with_audit(out, prior, ["booking_id"], now), "silver.ride")
     return _combine(out, prior, extraction_month, "silver.ride")
 
 
@@ -580,7 +583,7 @@ def _stable_ids(rows: pd.DataFrame, existing: pd.DataFrame, id_column: str,
     new = ids.isna()
     if new.any():
         order = pd.DataFrame({
-            "booking_date": _day(rows.loc[new, "booking_date"]),
+            "booking_date": as_day(rows.loc[new, "booking_date"]),
             "booking_id": rows.loc[new, "booking_id"].astype("str"),
         }).sort_values(["booking_date", "booking_id"], kind="stable")
         ids.loc[order.index] = start + np.arange(1, len(order) + 1)
@@ -591,13 +594,13 @@ def _build_numbered(winning: pd.DataFrame, existing: pd.DataFrame | None, now: p
                     extraction_month: str | None, identifier: str, id_column: str,
                     others: pd.DataFrame | None = None) -> pd.DataFrame:
     now = utc_now(now)
-    prior = _existing(existing, identifier)
+    prior = existing_or_empty(existing, identifier)
     out = winning.reset_index(drop=True)
     if extraction_month is not None:
         out = month_slice(out, extraction_month)
     out = out.copy()
     out[id_column] = _stable_ids(out, prior, id_column, others)
-    out = conform(_with_audit(out, prior, ["booking_id"], now), identifier)
+    out = conform(with_audit(out, prior, ["booking_id"], now), identifier)
     return _combine(out, prior, extraction_month, identifier)
 
 
