@@ -18,7 +18,7 @@ from ridelake.reliability.deliveries import DEFECTS, Delivery, count_lines
 from ridelake.reliability.model import KILL_POINTS, Observation, Rows
 from ridelake.reliability.scenarios import scenarios
 from ridelake.reliability.suite import Result, evaluate, exit_code, markdown, prepare, render
-from ridelake.reliability.workspace import CliRun, compare_tables
+from ridelake.reliability.workspace import CliRun, compare_tables, stop_all
 from ridelake.tables.generate import write_csv
 from ridelake.tables.source import prepare_file
 
@@ -215,6 +215,8 @@ def test_a_killed_run_must_rerun_to_the_reference() -> None:
     missed = Observation([_run(0), _run(0)], Rows(9, 9, 0, 0), True, facts={"reached": False, "point": "p"})
     assert len(checks.check_kill(missed)) == 2
     assert checks.check_kill(Observation([_run(None)], facts={"reached": True})) == ["no rerun"]
+    orphans = Observation([_run(None), _run(0)], Rows(9, 9, 0, 0), True, facts={"reached": True, "survivors": [42]})
+    assert checks.check_kill(orphans) == ["process(es) [42] survived the kill"]
 
 
 def test_a_killed_kernel_must_be_retried() -> None:
@@ -287,7 +289,10 @@ def context(tmp_path_factory):
         KernelSpecManager().get_kernel_spec("ridelake")
     except NoSuchKernel:
         pytest.skip("the ridelake kernel is not installed (make venv)")
-    return prepare(tmp_path_factory.mktemp("reliability"), ROOT, rows=1500, seed=7, quick=True, jobs=2)
+    try:
+        yield prepare(tmp_path_factory.mktemp("reliability"), ROOT, rows=1500, seed=7, quick=True, jobs=2)
+    finally:
+        stop_all()
 
 
 @pytest.mark.slow

@@ -153,6 +153,8 @@ def check_kill(obs: Observation) -> list[str]:
         problems.append(f"the run never reached the kill point ({obs.facts.get('point')})")
     if obs.runs and obs.runs[0].code is not None:
         problems.append(f"the run ended (exit {obs.runs[0].code}) before it could be killed")
+    if obs.facts.get("survivors"):
+        problems.append(f"process(es) {obs.facts['survivors']} survived the kill")
     if len(obs.runs) < 2:
         return problems + ["no rerun"]
     return problems + _exit(obs.runs[1], 0) + _accounting(obs) + _equal(obs)

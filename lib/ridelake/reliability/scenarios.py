@@ -265,6 +265,7 @@ def _kill(point: KillPoint) -> Scenario:
         if reached:
             time.sleep(point.delay)
         done = started.finished_notebooks()
+        kernels = len(started.kernels())
         started.kill()
         killed = started.finish()
         rerun = ctx.ws.cli("run", *_ED, "-j", str(ctx.jobs))
@@ -272,9 +273,10 @@ def _kill(point: KillPoint) -> Scenario:
         ran = sum(1 for nb in rerun.notebooks().values() if nb.get("status") == "succeeded")
         again = [(k, nb.get("run_reason")) for k, nb in rerun.notebooks().items()
                  if k in done and nb.get("status") == "succeeded"]  # done before the kill, yet run again
-        facts = {"reached": reached, "point": f"{point.notebook} {point.label}", "done_before": done, "again": again}
-        happened = (f"killed with {len(done)} notebook(s) done; rerun: exit {rerun.code}, {ran} ran, "
-                    f"{len(rerun.notebooks()) - ran} up-to-date"
+        facts = {"reached": reached, "point": f"{point.notebook} {point.label}", "done_before": done, "again": again,
+                 "kernels": kernels, "survivors": started.survivors}
+        happened = (f"killed with {kernels} kernel(s), {len(done)} notebook(s) done; "
+                    f"rerun: exit {rerun.code}, {ran} ran, {len(rerun.notebooks()) - ran} up-to-date"
                     + (f" ({len(again)} done before ran again, e.g. {again[0][0]}: {_short(str(again[0][1]), 60)})"
                        if again else ""))
         return Observation([killed, rerun], _rows_now(ctx), not diffs, diffs, facts=facts, happened=happened)

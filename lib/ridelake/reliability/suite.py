@@ -24,7 +24,7 @@ from ridelake.core.project import project_root
 from ridelake.reliability.deliveries import Delivery
 from ridelake.reliability.model import Context, Rows, Scenario
 from ridelake.reliability.scenarios import scenarios
-from ridelake.reliability.workspace import EXTRACTION_DATE, Workspace
+from ridelake.reliability.workspace import EXTRACTION_DATE, Workspace, stop_all
 
 __all__ = ["Result", "prepare", "evaluate", "run_suite", "render", "markdown", "exit_code", "DEFAULT_ROWS"]
 
@@ -119,7 +119,7 @@ def run_suite(rows: int = DEFAULT_ROWS, seed: int = 7, quick: bool = False, kill
         rows: good rows of the delivery.
         seed: its seed.
         quick: input scenarios load bronze only (``bronze/prepare``, ``bronze/booking``).
-        kills: kill points (default all of :data:`~ridelake.reliability.scenarios.KILL_POINTS`).
+        kills: kill points (default all of :data:`~ridelake.reliability.model.KILL_POINTS`).
         jobs: ``-j`` of whole-pipeline runs.
         only: a regular expression on scenario keys.
         keep: keep the workspace in this folder (default a temporary one, removed at the end).
@@ -145,6 +145,7 @@ def run_suite(rows: int = DEFAULT_ROWS, seed: int = 7, quick: bool = False, kill
                 break  # nothing to compare with
         return results
     finally:
+        stop_all()  # an interrupted suite leaves no run behind (they run in sessions of their own)
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -40,6 +40,7 @@ __all__ = [
     "CliRun",
     "Started",
     "Workspace",
+    "stop_all",
     "compare_tables",
     "canonical_rows",
 ]
@@ -91,6 +92,18 @@ class CliRun:
         return lines[-1] if lines else ""
 
 
+#: Commands started and not yet finished (see :func:`stop_all`).
+_LIVE: set["Started"] = set()
+
+
+def stop_all() -> None:
+    """Kill every command the suite started that has not finished, kernels included: they run in
+    sessions of their own, so an interrupted suite would otherwise leave them running."""
+    for started in list(_LIVE):
+        started.kill()
+        _LIVE.discard(started)
+
+
 class Started:
     """A ``ridelake`` command running in the background (its own session), read line by line."""
 
@@ -105,6 +118,8 @@ class Started:
         self.err: list[str] = []
         self._changed = threading.Condition()
         self.killed = False
+        self.survivors: list[int] = []  # processes still alive after kill()
+        _LIVE.add(self)
         self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
                          for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
         for reader in self._readers:
@@ -204,6 +219,7 @@ class Started:
         self.proc.wait()
         _wait_gone(procs)
         self.killed = True
+        self.survivors = [p.pid for p in procs if _alive(p)]
 
     def finish(self, timeout: float = 1800) -> CliRun:
         """Wait for the command to end (killing it after ``timeout``) and collect what it did."""
@@ -211,6 +227,7 @@ class Started:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+        _LIVE.discard(self)
         for reader in self._readers:
             reader.join(timeout=30)
         code = None if self.killed else self.proc.returncode
@@ -243,15 +260,17 @@ def _kill(p: psutil.Process) -> None:
         pass
 
 
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _wait_gone(procs: Sequence[psutil.Process], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     for p in procs:
-        while time.monotonic() < deadline:
-            try:
-                if not p.is_running() or p.status() == psutil.STATUS_ZOMBIE:
-                    break
-            except psutil.Error:
-                break
+        while _alive(p) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 
