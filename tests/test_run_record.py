@@ -102,3 +102,16 @@ def test_the_runner_record_is_written_through_the_schema(tmp_path: Path) -> None
     assert [(nb.key, nb.status, nb.table, nb.params) for nb in run.notebooks] == [
         ("silver/customer", SUCCEEDED, "silver.customer", {"write": True})]
     assert record.data == run.to_json()
+
+
+def test_a_notebooks_notes_reach_run_json_and_the_summary(tmp_path) -> None:
+    from ridelake.core.manifest import NotebookEntry
+    from ridelake.core.progress import summary_table
+
+    entry = NotebookEntry.from_json({"name": "bronze/prepare", "status": "succeeded", "notes": ["f.csv: ignored X"]})
+    assert NotebookEntry.from_json(entry.to_json()).notes == ["f.csv: ignored X"]
+    assert NotebookEntry.from_json({"name": "a/b"}).notes == []  # an older record
+    run = {"run_id": "r1", "command": "run", "status": "succeeded", "exit_code": 0,
+           "notebooks": [entry.to_json(), NotebookEntry.from_json({"name": "a/b", "status": "succeeded"}).to_json()]}
+    text = summary_table(run)
+    assert "note: bronze/prepare: f.csv: ignored X" in text and text.count("note:") == 1

@@ -115,6 +115,8 @@ class NotebookEntry:
         writes: table -> the snapshot it wrote; ``reads``: table -> the snapshot it read.
         attempt_log: one object per attempt (attempt, status, times, error, output).
         run_reason: why it ran (or ``up-to-date``); ``up_to_date_since``: the run it kept.
+        notes: what the notebook asked to be told in the run's summary (receipts ``op: note``,
+            e.g. the columns of a delivery it ignored).
         extra: fields this version does not know (kept as read).
     """
 
@@ -137,6 +139,7 @@ class NotebookEntry:
     attempt_log: list[dict[str, Any]] = field(default_factory=list)
     run_reason: str | None = None
     up_to_date_since: str | None = None
+    notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -154,6 +157,7 @@ class NotebookEntry:
         for name in ("params", "writes", "reads"):
             known[name] = dict(known.get(name) or {})
         known["attempt_log"] = list(known.get("attempt_log") or [])
+        known["notes"] = [str(n) for n in known.get("notes") or []]
         return cls(**known, extra=extra)
 
 
@@ -552,6 +556,7 @@ class RunRecord(Listener):
             # why it ran (or "up-to-date"), and for an up-to-date one the run whose result it kept
             run_reason=entry.get("run_reason"),
             up_to_date_since=entry.get("up_to_date_since") if state.status == UP_TO_DATE else None,
+            notes=list(dict.fromkeys(str(r["text"]) for r in receipts if r.get("op") == "note" and r.get("text"))),
         ).to_json()
 
     def save(self) -> None:

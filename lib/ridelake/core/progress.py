@@ -206,6 +206,8 @@ class Progress(Listener):
         if state.status == SUCCEEDED:
             rows = _rows_written(state)
             self.message(f"  ✓ {state.key:<{_KEY_WIDTH}} {seconds:>9}" + (f"  {rows:,} rows" if rows is not None else ""))
+            for note in _notes(state):
+                self.message(f"      note: {note}")
         elif state.status == FAILED:
             where = self.outputs.get(state.key)
             tries = len(state.attempts)
@@ -217,6 +219,11 @@ class Progress(Listener):
 
     def on_up_to_date(self, state: NodeState) -> None:
         self.message(f"  = {state.key:<{_KEY_WIDTH}} up-to-date", always=False)
+
+
+def _notes(state: NodeState) -> list[str]:
+    receipts = state.outcome.receipts if state.outcome is not None else []
+    return list(dict.fromkeys(str(r["text"]) for r in receipts if r.get("op") == "note" and r.get("text")))
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -307,6 +314,9 @@ def summary_table(run: Mapping[str, Any], run_folder: str | None = None) -> str:
     if total[UP_TO_DATE]:
         parts.append(f"up-to-date:  {total[UP_TO_DATE]} of {total['n']} did not need to run "
                      "(--force runs them; with make: FORCE=1)")
+    for nb in notebooks:
+        for note in nb.get("notes") or []:
+            parts.append(f"  note: {nb.get('key') or nb.get('name', '?')}: {note}")
     for nb in notebooks:
         if nb.get("status") == FAILED:
             parts.append(f"  ✗ {nb.get('key') or nb.get('name', '?')}: {_short(nb.get('error'))}")

@@ -261,6 +261,13 @@ def snapshot_id(identifier: str) -> int | None:
     return snap.snapshot_id if snap else None
 
 
+def note(text: str) -> None:
+    """Tell the run something worth its summary (kept in ``run.json`` as the notebook's ``notes``
+    and printed when it finishes); outside a run it only prints."""
+    print(f"note: {text}")
+    _receipt({"op": "note", "text": text})
+
+
 def _receipt(record: dict[str, Any]) -> None:
     _session.append((config.warehouse_location(), dict(record)))
     path = os.environ.get(RECEIPT_ENV)

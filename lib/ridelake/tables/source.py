@@ -316,6 +316,11 @@ def prepare(params: config.RunParams, block_size: int | None = None,
         ignored_columns=list(info.ignored_columns),
     )
     prepared.staging = str(target)
+    if info.ignored_columns:
+        from ridelake.tables import catalog  # catalog imports pyiceberg: only an extra column needs it here
+
+        catalog.note(f"{info.path.name}: ignored column(s) the contract does not know: "
+                     f"{', '.join(info.ignored_columns)}")
     return info, prepared
 
 
