@@ -38,6 +38,7 @@ __all__ = [
     "with_audit",
     "WINNER_KEY",
     "FACT_NAMES",
+    "INPUT_COLUMNS",
     "empty",
     "utc_now",
     "winners",
@@ -71,6 +72,17 @@ FACT_NAMES: dict[str, tuple[str, str]] = {
     "drop_location_id": ("silver.location", "drop_location"),
     "booking_status_id": ("silver.booking_status", "booking_status"),
     "payment_method_id": ("silver.payment_method", "payment_method"),
+}
+
+#: Silver fact -> the columns of its winning bronze rows its transform reads.
+INPUT_COLUMNS: dict[str, list[str]] = {
+    "silver.booking": ["booking_id", "customer_id", "vehicle_type", "pickup_location", "drop_location",
+                       "booking_status", "payment_method", "booking_value", "booking_date", "booking_time",
+                       "extraction_month"],
+    "silver.ride": ["booking_id", "booking_date", "ride_distance", "driver_rating", "customer_rating", "avg_vtat",
+                    "avg_ctat", "booking_value", "extraction_month"],
+    "silver.cancelled_ride": ["booking_id", "booking_date", "cancelled_by", "reason", "extraction_month"],
+    "silver.incompleted_ride": ["booking_id", "booking_date", "reason", "extraction_month"],
 }
 
 _TS = "datetime64[us, UTC]"
