@@ -261,7 +261,7 @@ def _kill(point: KillPoint) -> Scenario:
         ctx.ws.reset(reference=False)
         started = ctx.ws.start("run", *_ED, "-j", str(ctx.jobs))
         reached = (started.wait_for(rf"▸ {re.escape(point.notebook)} started") if point.cell is None
-                   else started.wait_for_cell(point.notebook, point.cell))
+                   else started.wait_for_cell(point.notebook, point.cell, point.before))
         if reached:
             time.sleep(point.delay)
         done = started.finished_notebooks()
@@ -289,7 +289,7 @@ def _act_kernel_kill(ctx: Context) -> Observation:
     selection = "silver/booking" if ctx.quick else "silver/booking+"
     started = ctx.ws.start("run", "--force", selection, *_ED, "-j", "1")
     killed = 0
-    if started.wait_for_cell("silver/booking", "silver.build_booking("):
+    if started.wait_for_cell("silver/booking", "replace_rows(", before=1):  # the transform, before the write
         killed = started.kill_kernels()
     run = started.finish()
     retried = [k for k, nb in run.notebooks().items() if int(nb.get("attempts", 0)) > 1
@@ -332,12 +332,20 @@ def _act_rerun(selection: Sequence[str], quick_selection: Sequence[str], expecte
     return act
 
 
-def _edit_notebook(ctx: Context, name: str, after: str, source: str) -> None:
-    """Insert a code cell after the first cell whose source contains ``after`` (a throw-away copy)."""
+def _edit_notebook(ctx: Context, name: str, source: str, before: str | None = None) -> None:
+    """Add a code cell to the project's copy of a notebook: before the first cell whose source
+    holds ``before`` (e.g. the write, ``replace_rows(``), or at the end.
+
+    Raises:
+        LookupError: no cell holds ``before``.
+    """
     path = ctx.ws.project / "notebooks" / f"{name}.ipynb"
     nb = nbformat.read(path, as_version=4)
-    at = next(i for i, c in enumerate(nb.cells) if after in "".join(c.source))
-    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source))
+    at = len(nb.cells) if before is None else next(
+        (i for i, c in enumerate(nb.cells) if before in "".join(c.source)), None)
+    if at is None:
+        raise LookupError(f"no cell of {name} holds {before!r}")
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source))
     nbformat.write(nb, path)
 
 
@@ -351,7 +359,7 @@ def _commits(ctx: Context, table: str, run: CliRun) -> int:
 
 def _act_written_then_failed(ctx: Context) -> Observation:
     ctx.ws.reset(reference=True)
-    _edit_notebook(ctx, "gold/location_analytics", "charts.busiest_locations",
+    _edit_notebook(ctx, "gold/location_analytics",  # a last cell, after the write and the chart
                    'raise RuntimeError("the chart failed (injected by the reliability suite)")')
     failed = ctx.ws.cli("run", "gold/location_analytics", *_ED)
     nb = failed.notebooks().get("gold/location_analytics", {})
@@ -361,15 +369,15 @@ def _act_written_then_failed(ctx: Context) -> Observation:
     fixed = ctx.ws.cli("run", "--from-failure", "-p", f"source_file={_BASE}", *_ED)
     diffs = compare_tables(ctx.reference, ctx.ws.tables())
     happened = (f"{facts['status']} after {facts['attempts']} attempt(s), committed {facts['commits']}x: "
-                f"{_short(re.sub(r'^cell [0-9]+: ', '', facts['error']), 90)}; "
+                f"{_short(re.sub(r'^cell [0-9]+: ', '', facts['error']), 140)}; "
                 f"fixed, `run --from-failure -p …`: exit {fixed.code}")
     return Observation([failed, fixed], _rows_now(ctx), not diffs, diffs, facts=facts, happened=happened)
 
 
 def _act_failed_before_write(ctx: Context) -> Observation:
     ctx.ws.reset(reference=True)
-    _edit_notebook(ctx, "gold/customer_analytics", "gold.customer_analytics(",
-                   'frame = frame[["customer_id", "no_such_column"]]  # injected by the reliability suite')
+    _edit_notebook(ctx, "gold/customer_analytics", 'columns = {"customer_id": 1}\n'
+                   'columns["no_such_column"]  # a KeyError, injected by the reliability suite', before="replace_rows(")
     failed = ctx.ws.cli("run", "gold/customer_analytics", *_ED)
     nb = failed.notebooks().get("gold/customer_analytics", {})
     facts = {"attempts": nb.get("attempts"), "error": nb.get("error") or "",

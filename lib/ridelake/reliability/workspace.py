@@ -158,17 +158,17 @@ class Started:
         with self._changed:
             return next((m.group(1) for ln in self.err if (m := re.match(r"^run (\S+): ", ln))), None)
 
-    def wait_for_cell(self, notebook: str, marker: str, timeout: float = 600) -> bool:
-        """Wait until the notebook's executed copy shows the cell whose source holds ``marker``
-        running (papermill saves the notebook as each cell starts) or done; False when the
-        command ends first."""
+    def wait_for_cell(self, notebook: str, marker: str, before: int = 0, timeout: float = 600) -> bool:
+        """Wait until the notebook's executed copy shows the code cell whose source holds
+        ``marker`` (or the one ``before`` code cells ahead of it) running (papermill saves the
+        notebook as each cell starts) or done; False when the command ends first."""
         run_id = self.run_id(timeout)
         if run_id is None:
             return False
         path = self.workspace.project / "outputs" / "runs" / run_id / f"{notebook}.ipynb"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _cell_started(path, marker):
+            if _cell_started(path, marker, before):
                 return True
             if self.proc.poll() is not None:
                 return False
@@ -236,16 +236,17 @@ class Started:
                       time.monotonic() - self.began)
 
 
-def _cell_started(path: Path, marker: str) -> bool:
+def _cell_started(path: Path, marker: str, before: int = 0) -> bool:
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # not there yet, or caught mid-write
         return False
-    for cell in nb.get("cells", []):
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    for i, cell in enumerate(code):
         source = cell.get("source", "")
         if marker in ("".join(source) if isinstance(source, list) else source):
-            status = cell.get("metadata", {}).get("papermill", {}).get("status")
-            return status in ("running", "completed")
+            target = code[max(0, i - before)]
+            return target.get("metadata", {}).get("papermill", {}).get("status") in ("running", "completed")
     return False
 
 
