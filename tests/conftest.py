@@ -56,7 +56,7 @@ def completed_row(booking_id: str = "CNR0000001", date: str = "2024-03-05", **ov
 
 
 def raw_frame(rows: list[dict[str, str]], n_fields: list[int] | None = None) -> pd.DataFrame:
-    """A raw delivery frame as :func:`ridelake.tables.source.read_source` builds it."""
+    """A raw delivery frame, the input of :func:`ridelake.tables.transforms.bronze.prepare_delivery`."""
     columns = HEADER.split(",")
     frame = pd.DataFrame([[r.get(c) for c in columns] for r in rows], columns=columns, dtype="string")
     frame.insert(0, "n_fields", pd.Series(n_fields or [len(columns)] * len(rows), dtype="int64"))
