@@ -1,5 +1,5 @@
 """Small file helpers the core's records share: atomic text writes, timestamps, relative paths,
-the current user."""
+the current user, parameters files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ import getpass
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-__all__ = ["iso", "parse_iso", "write_atomic", "relative", "current_user"]
+import yaml
+
+from ridelake.errors import ConfigError
+
+__all__ = ["iso", "parse_iso", "write_atomic", "relative", "current_user", "read_yaml_mapping"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -44,6 +49,24 @@ def write_atomic(path: str | Path, text: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, target)
     return target
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file holding a mapping (a parameters file), keys as text.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a mapping (the message names it).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"parameter file not found: {file}")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping of parameter names to values")
+    return {str(k): v for k, v in data.items()}
 
 
 def relative(path: Path, root: Path) -> str:

@@ -48,7 +48,7 @@ from ridelake.errors import ConfigError, ParameterError, SelectionError
 from ridelake.core.lock import lock_for
 from ridelake.core.project import Project
 from ridelake.core.protocol import ENV, RunStatus
-from ridelake.core.files import relative
+from ridelake.core.files import read_yaml_mapping, relative
 from ridelake.core.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.core.progress import Progress, reason_text, summary_table
 from ridelake.core.redact import redact
@@ -206,18 +206,6 @@ def _scalar(text: Any) -> Any:
     return parsed if isinstance(parsed, (int, float, bool, str, dt.date)) else value
 
 
-def _load_params_file(file: Path) -> dict[str, Any]:
-    if not file.is_file():
-        raise ConfigError(f"parameter file not found: {file}")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping of parameter names to values")
-    return {str(k): v for k, v in data.items()}
-
-
 def resolve_params(
     project: Project,
     params_file: str | Path | None = None,
@@ -241,7 +229,7 @@ def resolve_params(
         params = dict(base)
     else:
         file = _find_params_file(root, params_file)
-        params = _load_params_file(file) if file is not None else {}
+        params = read_yaml_mapping(file) if file is not None else {}
     over = {k: _scalar(v) for k, v in (overrides or {}).items()}
     try:
         return project.resolve_params(params, over, today)

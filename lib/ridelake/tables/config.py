@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ridelake.core.files import read_yaml_mapping
 from ridelake.core.project import project_root
 from ridelake.core.protocol import ENV
 from ridelake.errors import ConfigError, ParameterError
@@ -220,17 +221,8 @@ def load_params_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns:
         The validated parameters.
     """
-    import yaml  # PyYAML only where a YAML file is read (keeps `import ridelake...` light)
-
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"parameter file not found: {file}")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping of parameter names to values")
+    data = read_yaml_mapping(file)
     try:
         return validate_params(data)
     except ParameterError as exc:
