@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+from ridelake.core.project import project_root
 
 __all__ = ["Target", "TARGETS", "Measurement", "evaluate", "measure", "run_benchmarks", "render", "chart", "main"]
 
@@ -269,7 +270,6 @@ def run_benchmarks(sizes: Sequence[int], runs: int = 3, jobs: int = 2, generator
     Returns:
         The results: machine, sizes (measurements, medians, metrics), generator, checks.
     """
-    from ridelake.core.project import project_root
 
     root = project_root()
     results: dict[str, Any] = {
@@ -319,7 +319,7 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
     import matplotlib  # the chart only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy (matplotlib): only for the chart
 
     sizes = results["sizes"]
     keys = [("warm", "pipeline, warm kernels"), ("fresh", "pipeline, fresh kernels"), ("floor", "engine floor"),
@@ -370,7 +370,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                              log=lambda line: print(line, file=sys.stderr, flush=True))
     print(render(results))
     if args.out is None:
-        from ridelake.core.project import project_root
 
         args.out = project_root() / "outputs" / "bench"
     args.out.mkdir(parents=True, exist_ok=True)

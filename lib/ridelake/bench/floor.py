@@ -21,6 +21,11 @@ import json
 import os
 import time
 from typing import Any, Mapping, Sequence
+from ridelake.core.dag import load_pipeline
+from ridelake.core.protocol import ENV
+from ridelake.core.runner import Stage, params_hash, plan_stage, resolve_params
+from ridelake.tables.adapter import RideBookings
+from ridelake.cli import parse_assignments
 
 __all__ = ["code_of", "run", "main"]
 
@@ -50,7 +55,7 @@ def code_of(nb: Any, parameters: Mapping[str, Any]) -> list[str]:
 
 def _render_figures() -> None:
     """Draw every open figure to PNG (what the inline backend shows), then close them."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy (matplotlib): only for the chart
 
     for num in plt.get_fignums():
         plt.figure(num).savefig(io.BytesIO(), format="png", bbox_inches="tight")
@@ -69,15 +74,11 @@ def run(overrides: Mapping[str, Any]) -> dict[str, float]:
     Raises:
         Exception: whatever a notebook's code raises (the floor stops there).
     """
-    import matplotlib
+    import matplotlib  # heavy (matplotlib): only for the chart
 
     matplotlib.use("Agg")
     from papermill.iorw import load_notebook_node  # reads a notebook as papermill.execute_notebook does
 
-    from ridelake.core.dag import load_pipeline
-    from ridelake.core.protocol import ENV
-    from ridelake.core.runner import Stage, params_hash, plan_stage, resolve_params
-    from ridelake.tables.adapter import RideBookings
 
     project = RideBookings()
     pipe = load_pipeline(project.root)
@@ -107,7 +108,6 @@ def run(overrides: Mapping[str, Any]) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line (see the module doc)."""
-    from ridelake.cli import parse_assignments
 
     parser = argparse.ArgumentParser(prog="python -m ridelake.bench.floor", description=__doc__.splitlines()[0])
     parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")

@@ -25,6 +25,9 @@ from ridelake.core.redact import redact
 from ridelake.tables import config
 from ridelake.tables.config import use_warehouse
 from ridelake.errors import CatalogError, ConfigError
+from ridelake.tables import catalog
+from ridelake.tables.schemas import TABLES
+from ridelake.core.manifest import read_manifest, resolve_run, runs_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -108,7 +111,6 @@ def open_catalog() -> Any:
     Raises:
         CatalogError: a local warehouse without ``catalog.db`` (and no ``RIDELAKE_CATALOG_URI``).
     """
-    from ridelake.tables import catalog
 
     if not catalog.exists():
         location = config.warehouse_location()
@@ -123,7 +125,6 @@ def resolve_table(name: str) -> str:
     Raises:
         CatalogError: an unknown table; the message lists the close matches and the known tables.
     """
-    from ridelake.tables.schemas import TABLES
 
     ident = name.strip().replace("/", ".")
     if ident in TABLES:
@@ -143,7 +144,7 @@ def catalog_tables(cat: Any) -> list[str]:
 
 
 def load_or_none(cat: Any, ident: str) -> Any | None:
-    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError  # heavy (pyiceberg): only where used
 
     try:
         return cat.load_table(ident)
@@ -295,7 +296,6 @@ def _fmt_total(value: Any) -> str:
 
 def _run_record(run_id: str) -> tuple[str, dict[str, Any]]:
     """The run's full id and ``run.json`` (empty when no record is found)."""
-    from ridelake.core.manifest import read_manifest, resolve_run, runs_dir
 
     try:
         folder = resolve_run(runs_dir(config.project_root()), run_id)

@@ -77,6 +77,7 @@ from ridelake.ops.lineage import (
     open_catalog,
     snapshot_label,
 )
+from ridelake.tables.schemas import TABLES
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -222,7 +223,6 @@ def _later_changes(tbl: Any, table: str, info: RunChanges) -> tuple[str, bool]:
 
 def _table_order(tables: Iterable[str]) -> list[str]:
     """Downstream first (gold, silver, bronze), so a failure midway never leaves gold ahead of silver."""
-    from ridelake.tables.schemas import TABLES
 
     order = {t: i for i, t in enumerate(TABLES)}
     return sorted(tables, key=lambda t: (-order.get(t, -1), t))
@@ -261,7 +261,7 @@ def rollback(run_id: str, force: bool = False) -> RollbackResult:
         CatalogError: the run changed nothing here; a later run changed its tables (without
             ``force``); a table's state before the run was expired.
     """
-    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.expressions import AlwaysTrue  # heavy (pyiceberg): only where used
 
     warehouse = config.warehouse_location()
     cat = open_catalog()

@@ -290,7 +290,7 @@ def run_query(query: str, as_of: str | None = None, cat: Any = None) -> Result:
         QueryError: a parse or execution error (DuckDB's message), an unknown table, a bad run.
     """
     import duckdb  # heavy (0.1 s): only the sql command needs it
-    import pyarrow as pa
+    import pyarrow as pa  # only where Arrow is used
 
     cat = cat if cat is not None else open_catalog()
     known = [".".join(ident) for ns in cat.list_namespaces() for ident in cat.list_tables(ns)]
@@ -338,8 +338,8 @@ def write_result(result: Result, path: str | Path) -> Path:
     Raises:
         QueryError: an extension other than ``.csv``, ``.parquet`` or ``.pq``.
     """
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
+    import pyarrow.csv as pacsv  # only where Arrow is used
+    import pyarrow.parquet as pq  # only where Arrow is used
 
     out = Path(path)
     kind = OUT_FORMATS.get(out.suffix.lower())
@@ -363,7 +363,7 @@ def _cell(value: Any) -> str:
 
 def format_result(result: Result, max_rows: int | None = 100) -> str:
     """The rows as a plain text table (at most ``max_rows``; None or 0: all), and a footer line."""
-    import pyarrow as pa
+    import pyarrow as pa  # only where Arrow is used
 
     table = result.table
     shown = table if not max_rows or table.num_rows <= max_rows else table.slice(0, max_rows)

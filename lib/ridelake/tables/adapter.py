@@ -127,7 +127,7 @@ def _sqlite_snapshots(uri: str, names: list[str]) -> dict[str, int | None]:
 
 def _sqlite_ready(uri: str) -> bool:
     """Every table exists in a SQLite catalog with its spec's columns (nothing to bootstrap)."""
-    from ridelake.tables.schemas import TABLES, table_spec
+    from ridelake.tables.schemas import TABLES, table_spec  # lazy: pulls in pandas
 
     for name, meta in _sqlite_metadata(uri, TABLES).items():
         if meta is None:

@@ -125,8 +125,8 @@ def get_catalog(warehouse: str | None = None, uri: str | None = None) -> Any:
     Returns:
         A pyiceberg ``SqlCatalog``.
     """
-    from pyiceberg.catalog.sql import SqlCatalog
-    from sqlalchemy.exc import SQLAlchemyError
+    from pyiceberg.catalog.sql import SqlCatalog  # heavy (pyiceberg): only where used
+    from sqlalchemy.exc import SQLAlchemyError  # heavy: only where the catalog is opened
 
     location = warehouse or config.warehouse_location()
     uri = uri or config.catalog_uri(location)
@@ -165,7 +165,7 @@ def bootstrap(tables: Iterable[str] | None = None) -> list[str]:
     Returns:
         The identifiers that were created now.
     """
-    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.catalog.sql import SqlCatalog  # heavy (pyiceberg): only where used
 
     cat = get_catalog()
     if isinstance(cat, SqlCatalog):
@@ -208,7 +208,7 @@ def load_table(identifier: str) -> Any:
     Returns:
         The pyiceberg ``Table``.
     """
-    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError  # heavy (pyiceberg): only where used
 
     table_spec(identifier)
     cat = get_catalog()
@@ -280,7 +280,7 @@ def _receipt(record: dict[str, Any]) -> None:
 
 def eq_filter(column: str, value: Any) -> Any:
     """An Iceberg ``column == value`` row filter."""
-    from pyiceberg.expressions import EqualTo
+    from pyiceberg.expressions import EqualTo  # heavy (pyiceberg): only where used
 
     return EqualTo(column, _literal(value))
 
@@ -290,7 +290,7 @@ def in_filter(column: str, values: Iterable[Any]) -> Any:
 
     An empty collection matches nothing.
     """
-    from pyiceberg.expressions import AlwaysFalse, In, IsNull, Or
+    from pyiceberg.expressions import AlwaysFalse, In, IsNull, Or  # heavy (pyiceberg): only where used
 
     values = list(values)
     vals = {_literal(v) for v in values if v is not None}
@@ -310,7 +310,7 @@ def _literal(value: Any) -> Any:
 
 def _scan(identifier: str, columns: Sequence[str] | None, row_filter: Any) -> tuple[Any, Any, tuple[str, ...]]:
     """The table's current snapshot and a scan with the row filter and projection pushed down."""
-    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.expressions import AlwaysTrue  # heavy (pyiceberg): only where used
 
     check_declared(identifier, "read")
     table = load_table(identifier)
@@ -364,7 +364,7 @@ def read_batches(identifier: str, columns: Sequence[str] | None = None, row_filt
 
 def _small_strings(data: Any) -> Any:
     """Large string columns (pyiceberg reads them so) as plain strings, one convention for joins."""
-    import pyarrow as pa
+    import pyarrow as pa  # only where Arrow is used
 
     fields = [pa.field(f.name, pa.string(), f.nullable) if pa.types.is_large_string(f.type) else f
               for f in data.schema]
@@ -408,7 +408,7 @@ def aggregate(identifier: str, columns: Sequence[str], partial: Callable[[Any], 
     Returns:
         The merged result, a ``pyarrow.Table``.
     """
-    import pyarrow as pa
+    import pyarrow as pa  # only where Arrow is used
 
     parts: list[Any] = []
     held = 0
@@ -450,8 +450,8 @@ def to_arrow(identifier: str, frame: pd.DataFrame) -> Any:
     Returns:
         A ``pyarrow.Table`` in the table's column order.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # only where Arrow is used
+    import pyarrow.compute as pc  # only where Arrow is used
 
     spec = table_spec(identifier)
     missing = [c for c in spec.column_names if c not in frame.columns]
@@ -496,7 +496,7 @@ def write_table(
     Returns:
         A :class:`WriteResult`.
     """
-    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.expressions import AlwaysTrue  # heavy (pyiceberg): only where used
 
     table = load_table(identifier)
     data = to_arrow(identifier, frame)
@@ -546,7 +546,7 @@ def preview_write(identifier: str, frame: pd.DataFrame, overwrite_filter: Any = 
     Returns:
         A :class:`~ridelake.tables.writes.WritePreview`, comparing by the table's key.
     """
-    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.expressions import AlwaysTrue  # heavy (pyiceberg): only where used
 
     spec = table_spec(identifier)
     new = to_arrow(identifier, frame).to_pandas(date_as_object=False)
@@ -588,7 +588,7 @@ def replace_rows(identifier: str, frame: pd.DataFrame, where: dict[str, Any],
     Returns:
         A :class:`WriteResult`, or for ``write=False`` a :class:`~ridelake.tables.writes.WritePreview`.
     """
-    from pyiceberg.expressions import And, AlwaysTrue
+    from pyiceberg.expressions import And, AlwaysTrue  # heavy (pyiceberg): only where used
 
     if write is not None and not isinstance(write, bool):
         raise CatalogError(f"{identifier}: write must be True or False, got {write!r}")

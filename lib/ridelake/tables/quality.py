@@ -286,7 +286,7 @@ def _shown(report: pd.DataFrame) -> pd.DataFrame:
 def _show(table: str, report: pd.DataFrame) -> None:
     try:
         from IPython import get_ipython  # optional: only a notebook kernel displays the report
-        from IPython.display import display
+        from IPython.display import display  # optional: only inside a kernel
     except ImportError:  # pragma: no cover - IPython is always there in a kernel
         return
     if get_ipython() is None:

@@ -244,8 +244,8 @@ class TableSpec:
 
     def iceberg_schema(self) -> Any:
         """Build the pyiceberg ``Schema`` (field ids 1..N in column order)."""
-        from pyiceberg import types as t
-        from pyiceberg.schema import Schema
+        from pyiceberg import types as t  # heavy (pyiceberg): only where used
+        from pyiceberg.schema import Schema  # heavy (pyiceberg): only where used
 
         kinds = {
             "string": t.StringType(),
@@ -265,8 +265,8 @@ class TableSpec:
 
     def partition_spec(self) -> Any:
         """Build the pyiceberg ``PartitionSpec`` (identity transforms)."""
-        from pyiceberg.partitioning import PartitionField, PartitionSpec
-        from pyiceberg.transforms import IdentityTransform
+        from pyiceberg.partitioning import PartitionField, PartitionSpec  # heavy (pyiceberg): only where used
+        from pyiceberg.transforms import IdentityTransform  # heavy (pyiceberg): only where used
 
         ids = {c.name: i for i, c in enumerate(self.columns, start=1)}
         fields = [
@@ -277,7 +277,7 @@ class TableSpec:
 
     def arrow_schema(self) -> Any:
         """The pyarrow schema that written frames are cast to."""
-        from pyiceberg.io.pyarrow import schema_to_pyarrow
+        from pyiceberg.io.pyarrow import schema_to_pyarrow  # heavy (pyiceberg): only where used
 
         return schema_to_pyarrow(self.iceberg_schema(), include_field_ids=False)
 

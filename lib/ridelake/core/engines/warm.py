@@ -109,10 +109,10 @@ def notebook_imports(paths: Iterable[Path]) -> list[str]:
 
 def _papermill() -> Any:
     """papermill, with :data:`PAPERMILL_ENGINE` registered (imported on a kernel's thread: heavy)."""
-    import papermill
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.engines import NBClientEngine, papermill_engines
-    from papermill.log import logger
+    import papermill  # heavy (papermill): only when a notebook runs
+    from papermill.clientwrap import PapermillNotebookClient  # heavy (papermill): only when a notebook runs
+    from papermill.engines import NBClientEngine, papermill_engines  # heavy (papermill): only when a notebook runs
+    from papermill.log import logger  # heavy (papermill): only when a notebook runs
 
     class WarmNBClientEngine(NBClientEngine):
         """papermill's nbclient engine, on a kernel that is already running (``km``, ``kc``)."""

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ridelake.tables.schemas import table_spec
+from ridelake.tables.schemas import DIMENSIONS
 
 __all__ = [
     "as_day",
@@ -678,7 +679,6 @@ def dimension(identifier: str, bronze: pd.DataFrame, booking_keys: pd.DataFrame,
     Returns:
         The dimension as it will be after the write (see :func:`build_dimension`).
     """
-    from ridelake.tables.schemas import DIMENSIONS
 
     _, name_column = DIMENSIONS[identifier]
     won = winning_rows(bronze, booking_keys)
