@@ -626,6 +626,53 @@ def test_every_run_writes_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (result.run_dir / HTML_DIR / "silver" / "b.html").is_file()
 
 
+def _three_notebook_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "proj"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "notebooks" / "pipeline.yaml").write_text(
+        "notebooks:\n  bronze/a: {writes: [bronze.a]}\n  silver/b: {reads: [bronze.a], writes: [silver.b]}\n"
+        "  gold/c: {reads: [silver.b], writes: [gold.c]}\n")
+    for name in ("bronze/a", "silver/b", "gold/c"):
+        path = root / "notebooks" / f"{name}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), str(path))
+    monkeypatch.setenv("RIDELAKE_WAREHOUSE", str(tmp_path / "wh"))
+    monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
+    return root
+
+
+def test_pages_are_rendered_while_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pages come from the low-priority worker (ridelake.core.pages): the run's own process
+    renders none of them (here it cannot), and the hand-over folder is gone afterwards."""
+    from ridelake.core import report
+
+    def not_here(*args: object, **kwargs: object) -> str:
+        raise report.ConfigError("rendered in the run's process")
+
+    root = _three_notebook_project(tmp_path, monkeypatch)
+    monkeypatch.setattr(report, "render_notebook", not_here)
+    result = execute(RunRequest(retries=0, jobs=1), fake(root), engine=_NotebookEngine(), out=io.StringIO(),
+                     err=io.StringIO(), live=False)
+    for page in ("bronze/a.html", "silver/b.html"):
+        text = (result.run_dir / HTML_DIR / page).read_text(encoding="utf-8")
+        assert "rendered in the run" not in text, text[-3000:]
+        assert f"{page[:-5]} ran" in text or "ValueError" in text  # the executed notebook's output
+        assert 'href="../../index.html"' in text  # the navigation bar of the page's final place
+    assert not (result.run_dir / report.AHEAD_DIR).exists()
+
+
+def test_a_page_rendered_ahead_is_used_only_while_it_matches(run_dir: Path) -> None:
+    from ridelake.core import report
+
+    ahead = run_dir / report.AHEAD_DIR / HTML_DIR / "bronze"
+    ahead.mkdir(parents=True)
+    (ahead / "booking.html").write_text("<html><head></head><body>STALE PAGE</body></html>", encoding="utf-8")
+    (ahead / "booking.html.fp").write_text("not the fingerprint", encoding="utf-8")
+    build_report(run_dir)
+    assert "STALE PAGE" not in (run_dir / HTML_DIR / "bronze" / "booking.html").read_text(encoding="utf-8")
+    assert not (run_dir / report.AHEAD_DIR).exists()
+
+
 # -- headless Chromium ---------------------------------------------------------------------------
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -221,3 +221,31 @@ def test_fake_engine_overhead_is_small() -> None:
     nodes = [Node(f"n{i}", frozenset({f"n{i-1}"}) if i else frozenset()) for i in range(50)]
     _, states = _run(nodes, FakeEngine(), jobs=2)
     assert all(s.status == SUCCEEDED for s in states.values())
+
+
+def _start_order(nodes, jobs=1, **kw):
+    engine = FakeEngine()
+    _run(nodes, engine, jobs=jobs, **kw)
+    return [k for k, _ in engine.calls]
+
+
+def test_the_critical_path_starts_first() -> None:
+    # x comes first in the given order, but a has a chain behind it (a -> b -> c)
+    nodes = [Node("x"), Node("a"), Node("b", frozenset({"a"})), Node("c", frozenset({"b"}))]
+    assert _start_order(nodes)[0] == "a"
+    sched = Scheduler(nodes, ThreadExecutor(FakeEngine(), 1), _task)
+    try:
+        assert sorted(sched.priority(), key=sched.priority().get) == ["a", "b", "x", "c"]
+    finally:
+        sched.executor.close()
+
+
+def test_expected_costs_weigh_the_critical_path() -> None:
+    # one long notebook outweighs a chain of two short ones once its cost is known
+    nodes = [Node("s1"), Node("s2", frozenset({"s1"})), Node("long")]
+    assert _start_order(nodes)[0] == "s1"
+    assert _start_order(nodes, costs={"s1": 1.0, "s2": 1.0, "long": 5.0})[0] == "long"
+    # ties in cost: the node more others wait for first, then the given order
+    fan = [Node("p"), Node("q"), Node("q1", frozenset({"q"})), Node("q2", frozenset({"q"})),
+           Node("p1", frozenset({"p"}))]
+    assert _start_order(fan)[:2] == ["q", "p"]

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import re
 import shlex
@@ -79,6 +80,11 @@ __all__ = [
     "Shareable",
     "build_report",
     "render_notebook",
+    "notebook_exporter",
+    "page_fingerprint",
+    "page_nav",
+    "page_title",
+    "AHEAD_DIR",
     "dag_svg",
     "gantt_svg",
     "write_after_run",
@@ -89,6 +95,8 @@ REPORT_FILE = "index.html"
 HTML_DIR = "html"
 NO_CODE_DIR = "html-no-code"
 NOTEBOOK_CSS = "notebook.css"
+#: Where pages rendered while the run went on wait for the report (:mod:`ridelake.core.pages`).
+AHEAD_DIR = ".pages-ahead"
 #: The templates and stylesheets (package data).
 TEMPLATES = Path(__file__).with_name("templates")
 _NOTEBOOK_TEMPLATE = "ridelake_notebook.html.j2"
@@ -217,7 +225,8 @@ def _project_of(folder: Path, run: Mapping[str, Any]) -> Path | None:
 _HEAD_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S | re.I)
 
 
-def _exporter(no_code: bool) -> Any:
+def notebook_exporter(no_code: bool) -> Any:
+    """nbconvert's HTML exporter as the report configures it (``lab`` template, offline)."""
     # nbconvert is heavy (about a second to import) and needed only when pages are rendered
     from nbconvert import HTMLExporter
 
@@ -262,13 +271,26 @@ def render_notebook(src: str | Path, *, no_code: bool = False, title: str | None
         nb.cells = [c for c in nb.cells if not (c.get("cell_type") == "code" and not c.get("outputs"))]
     if shareable is not None:
         shareable.notebook(nb)
-    exp = exporter or _exporter(no_code)
+    exp = exporter or notebook_exporter(no_code)
     resources = {"metadata": {"name": title or path.stem}, "ridelake_nav": Markup(nav)}
     try:
         body, _ = exp.from_notebook_node(nb, resources=resources)
     except Exception as exc:  # nbconvert raises many kinds; the report names the file instead
         raise ConfigError(f"cannot render the notebook {path}: {exc}") from None
     return str(body)
+
+
+def page_fingerprint(src: Path, nav: str, title: str, no_code: bool, share: Shareable | None) -> str:
+    """What a rendered page depends on: the notebook file (size, mtime), its navigation bar,
+    title, variant and the path rewriting (a page rendered ahead is used only when all match)."""
+    try:
+        st = src.stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = "missing"
+    parts = [str(src.resolve()), stamp, nav, title, str(no_code),
+             str(share.root if share else None), str(share.home if share else None)]
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -281,18 +303,33 @@ class _Pages:
     exporter: Any = None
     css: str | None = None
     problems: dict[str, str] = field(default_factory=dict)    # key -> why there is no page
+    ahead: Path | None = None                                 # pages rendered while the run went on
+
+    def _rendered_ahead(self, rel: str, fingerprint: str) -> str | None:
+        if self.ahead is None:
+            return None
+        page = self.ahead / rel
+        try:
+            if (self.ahead / f"{rel}.fp").read_text(encoding="utf-8") == fingerprint:
+                return page.read_text(encoding="utf-8")
+        except OSError:
+            pass
+        return None
 
     def render(self, key: str, src: Path, rel: str, nav: Callable[[Path], str], title: str) -> bool:
         """Render ``src`` to ``<out_dir>/<rel>`` (``nav`` gets the page's path); False on failure."""
-        if self.exporter is None:
-            self.exporter = _exporter(self.no_code)
         dest = self.out_dir / rel
-        try:
-            page = render_notebook(src, no_code=self.no_code, title=title, nav=nav(dest), exporter=self.exporter,
-                                   shareable=self.shareable)
-        except ConfigError as exc:
-            self.problems[key] = str(exc)
-            return False
+        nav_html = nav(dest)
+        page = self._rendered_ahead(rel, page_fingerprint(src, nav_html, title, self.no_code, self.shareable))
+        if page is None:
+            if self.exporter is None:
+                self.exporter = notebook_exporter(self.no_code)
+            try:
+                page = render_notebook(src, no_code=self.no_code, title=title, nav=nav_html,
+                                       exporter=self.exporter, shareable=self.shareable)
+            except ConfigError as exc:
+                self.problems[key] = str(exc)
+                return False
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(self._share_css(page, dest), encoding="utf-8")
         return True
@@ -814,9 +851,25 @@ def _kept_pages(build: _Build, variant: str) -> None:
             build.sources[key] = str(source)
 
 
+def page_title(run: Mapping[str, Any], key: str) -> str:
+    """A notebook page's title."""
+    return f"{key} · run {run.get('run_id', '?')}"
+
+
+def page_nav(folder: Path, run: Mapping[str, Any], nb: Mapping[str, Any], dest: Path, no_code: bool,
+             attempt: int | None = None, source_run: str | None = None) -> str:
+    """The navigation bar of the page at ``dest`` (under ``<folder>/<variant>/`` or a sibling
+    folder of the same depth) of one notebook entry of ``run.json``."""
+    key = _key(nb)
+    back = _href(os.path.relpath(folder / REPORT_FILE, dest.parent))
+    other = folder / _variant_dir(not no_code) / (f"{key}.html" if attempt is None else f"{key}.attempt-{attempt}.html")
+    link = ({"href": _href(os.path.relpath(other, dest.parent)),
+             "label": "with code" if no_code else "without code"} if other.is_file() else None)
+    return _nav(run, nb, back, no_code, attempt, link, source_run)
+
+
 def _render_pages(build: _Build, pages: _Pages, variant: str) -> None:
     run, folder = build.run, build.folder
-    other_dir = _variant_dir(not build.no_code)
     for nb in run.get("notebooks") or []:
         key = _key(nb)
         src, source_run = folder / output_file(key), None
@@ -827,15 +880,11 @@ def _render_pages(build: _Build, pages: _Pages, variant: str) -> None:
             src = folder.parent / source_run / output_file(key)  # no page there: render its notebook here
         if not src.is_file():
             continue
-        title = f"{key} · run {run.get('run_id', '?')}"
+        title = page_title(run, key)
 
-        def nav(dest: Path, nb: Mapping[str, Any] = nb, key: str = key, attempt: int | None = None,
+        def nav(dest: Path, nb: Mapping[str, Any] = nb, attempt: int | None = None,
                 source_run: str | None = source_run) -> str:
-            back = _href(os.path.relpath(folder / REPORT_FILE, dest.parent))
-            other = folder / other_dir / (f"{key}.html" if attempt is None else f"{key}.attempt-{attempt}.html")
-            link = ({"href": _href(os.path.relpath(other, dest.parent)),
-                     "label": "with code" if build.no_code else "without code"} if other.is_file() else None)
-            return _nav(run, nb, back, build.no_code, attempt, link, source_run)
+            return page_nav(folder, run, nb, dest, build.no_code, attempt, source_run)
 
         if pages.render(key, src, f"{key}.html", nav, title):
             build.pages.setdefault(variant, {})[key] = _href(Path(variant) / f"{key}.html")
@@ -844,7 +893,7 @@ def _render_pages(build: _Build, pages: _Pages, variant: str) -> None:
         for n in range(1, int(nb.get("attempts") or 0)):
             old = folder / output_file(key, n)
             if old.is_file() and pages.render(f"{key}#{n}", old, f"{key}.attempt-{n}.html",
-                                              lambda dest, n=n, nb=nb, key=key: nav(dest, nb, key, n),
+                                              lambda dest, n=n, nb=nb: nav(dest, nb, n),
                                               f"{title} · attempt {n}"):
                 build.attempts.setdefault(key, []).append((n, _href(Path(variant) / f"{key}.attempt-{n}.html")))
     build.problems.update(pages.problems)
@@ -880,13 +929,14 @@ def build_report(run_dir: str | Path, no_code: bool = False, *, pipeline: Pipeli
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _render_pages(build, _Pages(tmp, no_code, build.share), variant)
+        _render_pages(build, _Pages(tmp, no_code, build.share, ahead=folder / AHEAD_DIR / variant), variant)
         target = folder / variant
         shutil.rmtree(target, ignore_errors=True)
         if any(tmp.iterdir()):
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(folder / AHEAD_DIR, ignore_errors=True)
     page = _env.get_template("report.html.j2").render(**_context(build, pipeline))
     return write_atomic(folder / REPORT_FILE, page)
 

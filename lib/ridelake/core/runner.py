@@ -49,7 +49,7 @@ from ridelake.core.lock import lock_for
 from ridelake.core.project import Project
 from ridelake.core.protocol import ENV, RunStatus
 from ridelake.core.files import read_yaml_mapping, relative
-from ridelake.core.manifest import RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
+from ridelake.core.manifest import LATEST, RunRecord, new_run_id, read_manifest, resolve_run, runs_dir, update_latest
 from ridelake.core.progress import Progress, reason_text, summary_table
 from ridelake.core.redact import redact
 from ridelake.core.scheduler import (
@@ -60,6 +60,7 @@ from ridelake.core.scheduler import (
     SKIPPED,
     SUCCEEDED,
     UP_TO_DATE,
+    Listener,
     MultiListener,
     Node,
     Scheduler,
@@ -78,6 +79,7 @@ __all__ = [
     "resolve_params",
     "plan_stage",
     "execute",
+    "last_durations",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -503,7 +505,8 @@ def _should_run(fresh: UpToDate, record: RunRecord) -> Callable[[str], bool]:
 
 def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRecord, pool: Executor,
                 progress: Progress, err: TextIO, project: Project, fresh: UpToDate | None = None,
-                bootstrap: Callable[[], None] = lambda: None) -> bool:
+                bootstrap: Callable[[], None] = lambda: None, pages: Listener | None = None,
+                costs: Mapping[str, float] | None = None) -> bool:
     """Run the stages one after the other; a stage after one that did not succeed is skipped.
 
     Returns:
@@ -523,8 +526,8 @@ def _run_stages(pipe: Pipeline, plan: _Plan, request: RunRequest, record: RunRec
             continue
         progress.outputs.update({n.key: relative(record.output(n.key), record.root) for n in nodes})
         sched = Scheduler(_link(pipe, nodes), pool, _task_factory(record, planned, project, bootstrap), retries=request.retries,
-                          retry_delay=request.retry_delay, listener=MultiListener(fresh, record, progress),
-                          should_run=_should_run(fresh, record) if fresh is not None else None)
+                          retry_delay=request.retry_delay, listener=MultiListener(fresh, record, progress, pages),
+                          should_run=_should_run(fresh, record) if fresh is not None else None, costs=costs)
         record.track(sched.states)
         try:
             sched.run()
@@ -612,6 +615,7 @@ def execute(
         raise
     record: RunRecord | None = None
     progress: Progress | None = None
+    pages: Any = None  # PagesAhead, once the run folder exists
     pool = executor or ThreadExecutor(engine, jobs)  # type: ignore[arg-type]
     interrupted = False
     try:
@@ -620,16 +624,21 @@ def execute(
         bootstrap = _once(project.bootstrap)
         fresh = _up_to_date(pipe, project, run_id, force=request.force,
                             named={n for st in request.stages for n in named(pipe, st.selectors)})
+        costs = last_durations(runs_dir(base))  # before this run becomes the latest
         # 4-5. run folder, stages, record
         record = RunRecord(base, run_id, _header(request, plan, base, jobs, warehouse, project.catalog()))
         _add(record, {}, plan.first)
         record.save()
+        from ridelake.core.pages import PagesAhead  # the report module (jinja2): only once a run starts
+
+        pages = PagesAhead(record.dir, lambda: record.data, base)  # the report's pages, while it runs
         update_latest(runs_dir(base), run_id)
         err.write(f"run {run_id}: {len(plan.first)} notebook(s) in stage {plan.stages[0].label}, -j {jobs}"
                   f" -> {record.data['run_folder']}\n")
         progress = Progress(err, live=live, max_attempts=request.retries + 1)
         progress.start()
-        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, project, fresh, bootstrap)
+        interrupted = _run_stages(pipe, plan, request, record, pool, progress, err, project, fresh, bootstrap,
+                                  pages, costs)
         if fresh.save_error:
             err.write(f"note: could not record which notebooks are up-to-date ({fresh.save_error}); "
                       "the next run will rerun them\n")
@@ -644,6 +653,8 @@ def execute(
             pool.close(cancel=interrupted)
         if progress is not None:
             progress.stop()
+        if pages is not None:
+            pages.close(wait=0 if interrupted else 60)
         if record is not None and record.exit_code is None:  # an unexpected error: leave an honest record
             try:
                 record.finish(RunStatus.FAILED, EXIT_FAILED)
@@ -656,6 +667,21 @@ def execute(
 
     write_after_run(record.dir, err, pipe)
     return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
+
+
+def last_durations(runs: Path) -> dict[str, float]:
+    """Seconds each notebook took in the latest run that ran it (the scheduler's expected costs);
+    empty when there is no readable latest run."""
+    try:
+        data = read_manifest(Path(runs) / LATEST)
+    except Exception:  # noqa: BLE001 - only a scheduling hint
+        return {}
+    out: dict[str, float] = {}
+    for nb in data.get("notebooks") or []:
+        seconds = nb.get("duration_s")
+        if nb.get("status") == SUCCEEDED and isinstance(seconds, (int, float)) and seconds > 0:
+            out[str(nb.get("key") or nb.get("name"))] = float(seconds)
+    return out
 
 
 def _up_to_date(pipe: Pipeline, project: Project, run_id: str, force: bool = False,

@@ -61,6 +61,10 @@ DEFAULT_PRELOAD = ("pandas", "pyarrow", "pyarrow.parquet", "pyiceberg.catalog.sq
                    "matplotlib", "matplotlib.pyplot", "IPython.display")
 #: The papermill engine name under which the warm kernels run notebooks.
 PAPERMILL_ENGINE = "ridelake-warm"
+#: papermill writes the executed notebook at every cell's start and end (two full nbformat
+#: writes per cell); on warm kernels it writes it at most this often while the notebook runs, and
+#: always at its end (a long cell still shows its progress in the file).
+SAVE_EVERY_S = 2.0
 _KERNELSIDE = '__import__("ridelake.core.engines.kernelside", fromlist=["_"])'
 T = TypeVar("T")
 
@@ -107,6 +111,19 @@ def notebook_imports(paths: Iterable[Path]) -> list[str]:
     return list(seen)
 
 
+def _every(seconds: float, save: Callable[[], None]) -> Callable[..., None]:
+    """``save``, skipped when the last one is less than ``seconds`` old (see :data:`SAVE_EVERY_S`)."""
+    last = [0.0]
+
+    def throttled(**_: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            save()
+
+    return throttled
+
+
 def _papermill() -> Any:
     """papermill, with :data:`PAPERMILL_ENGINE` registered (imported on a kernel's thread: heavy)."""
     import papermill  # heavy (papermill): only when a notebook runs
@@ -127,7 +144,12 @@ def _papermill() -> Any:
                 stderr_file=kwargs.get("stderr_file"),
             )
             client.kc = kc  # nbclient keeps a kernel it does not own alive, and reuses this client
-            return client.execute()
+            save = nb_man.save
+            nb_man.save = _every(SAVE_EVERY_S, save)
+            try:
+                return client.execute()
+            finally:
+                nb_man.save = save  # papermill's closing save (notebook_complete) always writes
 
     papermill_engines.register(PAPERMILL_ENGINE, WarmNBClientEngine)
     return papermill
