@@ -27,7 +27,9 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -57,6 +59,11 @@ ROW_GROUP = 65_536
 #: Rows buffered over all months before every buffer is written.
 BUFFERED_ROWS = 262_144
 _FORMAT = 2
+#: Threads splitting blocks into fields while the caller checks the previous ones (numpy and
+#: Arrow release the GIL): the cores, at most 2 (``RIDELAKE_SPLIT_THREADS`` overrides).
+SPLIT_THREADS = max(1, int(os.environ.get("RIDELAKE_SPLIT_THREADS") or min(2, os.cpu_count() or 1)))
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,22 @@ def _open(file: Path) -> Iterator[Any]:
         fh.close()
 
 
+def _ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``threads`` threads, in order, with at most ``threads + 1`` items in
+    flight (memory stays a few blocks). For numpy/Arrow work, which runs without the GIL."""
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ridelake-split") as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def read_lines(info: SourceInfo, block_size: int | None = None) -> Iterator[bronze.RawRows]:
     """Stream a delivery's data lines in blocks of about ``block_size`` bytes.
 
@@ -167,16 +190,21 @@ def read_lines(info: SourceInfo, block_size: int | None = None) -> Iterator[bron
         block_size: bytes per block (default :data:`ridelake.tables.csvlines.BLOCK_SIZE`).
 
     Returns:
-        An iterator of :class:`~ridelake.tables.transforms.bronze.RawRows`, in file order.
+        An iterator of :class:`~ridelake.tables.transforms.bronze.RawRows`, in file order; blocks
+        are split into fields on :data:`SPLIT_THREADS` threads, ahead of the caller.
     """
     size = block_size or csvlines.BLOCK_SIZE
     row = 1
+
+    def split(item: tuple[bytes, int | None]) -> csvlines.Lines:
+        return csvlines.split_lines(item[0], info.header, 1, item[1])
+
     with _open(info.path) as fh:
         _, rest = csvlines.read_header(fh, info.source_file, size)
-        for block, truncated in csvlines.iter_blocks(fh, rest, size):
-            lines = csvlines.split_lines(block, info.header, row, truncated)
+        for lines in _ordered_map(split, csvlines.iter_blocks(fh, rest, size), SPLIT_THREADS):
             if not len(lines):
                 continue
+            lines.first_row = row
             row += len(lines)
             yield bronze.RawRows(
                 source_row=lines.source_row,
