@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,10 @@ import pg
 import s3
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Warm kernels never outlive a test's command (tests/test_kernel_pool.py turns the pool on for
+# itself): dozens of test projects would otherwise each leave kernels idling for minutes.
+os.environ["RIDELAKE_KERNEL_IDLE"] = "0"
 REAL_SAMPLE = ROOT.parent / "shared" / "fixtures" / "ncr_ride_bookings_real_sample.csv"
 
 HEADER = (

@@ -11,6 +11,8 @@ Commands:
   months it touched, then gold.
 - ``backfill``: silver and gold rebuilt whole from what bronze holds.
 - ``runs``: list the run records; ``show [RUN_ID]``: one run's table (default the latest).
+- ``kernels [stop]``: the warm kernels a run leaves for the next command (see
+  :mod:`ridelake.core.engines.pool`), or end them now.
 
 Every running command accepts ``--params FILE`` (default ``params/default.yaml``),
 ``-p key=value`` (repeatable), ``-j N``, ``--retries N``, ``--retry-delay S``, ``--wait S``,
@@ -158,6 +160,24 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kernels(args: argparse.Namespace) -> int:
+    from ridelake.core.engines import pool  # lazy (start-up)
+
+    if args.action == "stop":
+        print(f"stopped {pool.stop_pools()} pooled kernel(s)")
+        return 0
+    found = pool.pools()
+    if not found:
+        print("no pooled kernels")
+    for entry in found:
+        print(f"{entry['label'] or '?'}  ({entry['folder']})")
+        for k in entry["kernels"]:
+            idle = f", idle {k['idle_s']:.0f} s" if k["idle_s"] is not None and k["state"] == "idle" else ""
+            print(f"  {k['slot']}: pid {k['pid']}, {k['state']}{idle}")
+    print(f"idle kernels end after {pool.idle_seconds():g} s (RIDELAKE_KERNEL_IDLE); `ridelake kernels stop` ends them now")
+    return 0
+
+
 def _runner_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     o = common.add_argument_group("run options")
@@ -195,7 +215,7 @@ _LAZY = {"report": "ridelake.core.report", "history": "ridelake.ops.lineage",
 
 
 #: The commands defined here and in :mod:`ridelake.tables.recipes` (light to import).
-_CORE_COMMANDS = ("generate", "init", "run", "runs", "show", *recipes.RECIPES)
+_CORE_COMMANDS = ("generate", "init", "run", "runs", "show", "kernels", *recipes.RECIPES)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -238,6 +258,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                     help="a run id or a unique prefix (default: latest)")
     sh.add_argument("--json", action="store_true", help="print run.json as is")
     sh.set_defaults(func=_cmd_show)
+
+    k = sub.add_parser("kernels", help="list the warm kernels kept between commands, or stop them")
+    k.add_argument("action", nargs="?", choices=("list", "stop"), default="list",
+                   help="list (default) or stop this user's pooled kernels")
+    k.set_defaults(func=_cmd_kernels)
     for module in dict.fromkeys(_LAZY[command] for command in _LAZY if wanted in (None, command)):
         importlib.import_module(module).register(sub)
     return parser

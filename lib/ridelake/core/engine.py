@@ -17,11 +17,12 @@ The code lives in :mod:`ridelake.core.engines`; this module is the one place to 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ridelake.core.engines.base import FINAL_ERRORS, KERNEL_NAME, Engine, Outcome, Task, read_receipts
 from ridelake.core.engines.executor import Executor, ThreadExecutor
 from ridelake.core.engines.fresh import PapermillEngine
+from ridelake.core.engines.pool import pool_spec
 from ridelake.core.engines.warm import DEFAULT_PRELOAD, WarmEngine, notebook_imports
 
 __all__ = [
@@ -40,7 +41,8 @@ __all__ = [
 
 
 def make_engine(slots: int, fresh_kernels: bool = False, cell_timeout: float | None = None,
-                notebooks: Iterable[Path] = (), prestart: bool = True) -> Engine:
+                notebooks: Iterable[Path] = (), prestart: bool = True,
+                pool_identity: Sequence[str] | None = None, pool_label: str = "") -> Engine:
     """The engine a run uses by default.
 
     Args:
@@ -52,6 +54,11 @@ def make_engine(slots: int, fresh_kernels: bool = False, cell_timeout: float | N
         prestart: start the first warm kernel now, in the background (for a command that is
             sure to run a notebook); else when the first notebook is due, so a run that finds
             everything up-to-date starts no kernel at all.
+        pool_identity: what the warm kernels' state depends on besides code and environment
+            (project root, warehouse...): kernels are taken from, and handed back to, the pool of
+            that identity (:mod:`ridelake.core.engines.pool`; off when ``RIDELAKE_KERNEL_IDLE``
+            is 0). None: the kernels end with the engine.
+        pool_label: the pool's name in ``ridelake kernels``.
 
     Returns:
         A :class:`WarmEngine` whose kernels are already starting in the background, or a
@@ -60,4 +67,5 @@ def make_engine(slots: int, fresh_kernels: bool = False, cell_timeout: float | N
     if fresh_kernels:
         return PapermillEngine(execution_timeout=cell_timeout)
     preload = [*DEFAULT_PRELOAD, *notebook_imports(notebooks)]
-    return WarmEngine(slots, preload=preload, execution_timeout=cell_timeout, start=prestart)
+    pool = pool_spec(pool_identity, KERNEL_NAME, preload, pool_label) if pool_identity is not None else None
+    return WarmEngine(slots, preload=preload, execution_timeout=cell_timeout, start=prestart, pool=pool)

@@ -581,7 +581,8 @@ def execute(
     if engine is None and executor is None and not request.dry_run:
         sure_to_run = request.force or request.from_failure or any(st.selectors for st in request.stages)
         engine = make_engine(jobs, request.fresh_kernels, request.cell_timeout,
-                             [spec.path for spec in pipe.notebooks.values()], prestart=sure_to_run)
+                             [spec.path for spec in pipe.notebooks.values()], prestart=sure_to_run,
+                             pool_identity=_pool_identity(project), pool_label=str(base))
         close_early = getattr(engine, "close", None)
     else:
         close_early = None
@@ -667,6 +668,24 @@ def execute(
 
     write_after_run(record.dir, err, pipe)
     return RunResult(record.exit_code or 0, run_id, record.dir, record.data)
+
+
+def _pool_identity(project: Project) -> list[str] | None:
+    """What pooled warm kernels must share with this command: the project, the warehouse and,
+    for a local one, the folder itself (a warehouse deleted and made again is another one)."""
+    try:
+        warehouse = project.warehouse()
+    except Exception:  # noqa: BLE001 - the plan reports a bad configuration; no pool meanwhile
+        return None
+    stamp = "remote"
+    if "://" not in warehouse:
+        try:
+            os.makedirs(warehouse, exist_ok=True)  # the run makes it anyway; its identity is the folder's
+            st = os.stat(warehouse)
+            stamp = f"{st.st_dev}:{st.st_ino}"
+        except OSError:
+            return None
+    return [str(Path(project.root).resolve()), warehouse, stamp]
 
 
 def last_durations(runs: Path) -> dict[str, float]:

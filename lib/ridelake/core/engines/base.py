@@ -148,10 +148,12 @@ def read_receipts(path: Path | None) -> list[dict[str, Any]]:
     return records
 
 
-def kernel_manager_class(env: Mapping[str, str], cwd: Path | None, ipc_dir: str, log: IO[bytes] | None = None) -> type:
+def kernel_manager_class(env: Mapping[str, str], cwd: Path | None, ipc_dir: str, log: IO[bytes] | None = None,
+                         independent: bool = False) -> type:
     """Build an ``AsyncKernelManager`` subclass for one kernel: IPC transport, extra env, cwd,
     and the kernel process's stdout/stderr sent to ``log`` (ipykernel's own chatter, e.g. the
-    "KeyboardInterrupt caught in kernel" of a normal shutdown, stays off the console)."""
+    "KeyboardInterrupt caught in kernel" of a normal shutdown, stays off the console).
+    ``independent``: the kernel does not end with this process (a pooled kernel)."""
     from jupyter_client.manager import AsyncKernelManager  # heavy: only when kernels start
 
     extra_env, kernel_cwd, ip = dict(env), str(cwd) if cwd else None, os.path.join(ipc_dir, "k")
@@ -170,6 +172,8 @@ def kernel_manager_class(env: Mapping[str, str], cwd: Path | None, ipc_dir: str,
                 kw["cwd"] = kernel_cwd
             if log is not None:
                 kw["stdout"] = kw["stderr"] = log
+            if independent:
+                kw["independent"] = True  # no JPY_PARENT_PID: ipykernel does not watch for our exit
             return await super()._async_pre_start_kernel(**kw)
 
     return RidelakeKernelManager

@@ -22,16 +22,20 @@ Every function binds no name in the user namespace: the engine calls them as
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import gc
 import importlib
 import os
+import shutil
 import sys
+import threading
+import time
 import warnings
 from typing import Any, Iterable, Mapping
 
 from IPython import get_ipython
 
-__all__ = ["DirtyKernel", "baseline", "warm_up", "begin", "reset", "check", "pandas_options"]
+__all__ = ["DirtyKernel", "baseline", "warm_up", "begin", "reset", "check", "pandas_options", "reap_when_idle"]
 
 
 class DirtyKernel(RuntimeError):
@@ -219,3 +223,40 @@ def check() -> None:
         problems.append("warning filters differ")
     if problems:
         raise DirtyKernel("; ".join(problems))
+
+
+def _reaper(folder: str, idle: float) -> None:
+    lease, mark = os.path.join(folder, "lease"), os.path.join(folder, "idle")
+    while True:
+        time.sleep(max(0.2, min(5.0, idle / 4)))
+        if not os.path.isdir(folder):
+            os._exit(0)  # the pool was stopped: nobody can reach this kernel any more
+        try:
+            last = os.stat(mark).st_mtime
+        except OSError:
+            continue  # never handed back yet: its command still has it
+        if time.time() - last < idle:
+            continue
+        try:
+            fd = os.open(lease, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a command holds it right now
+        if time.time() - os.stat(mark).st_mtime < idle:  # handed back again meanwhile
+            os.close(fd)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        os._exit(0)  # the lock goes with the process
+
+
+def reap_when_idle(folder: str, idle: float) -> None:
+    """For a pooled kernel (:mod:`ridelake.core.engines.pool`): end this kernel, and remove its
+    slot folder, once ``<folder>/idle`` is older than ``idle`` seconds while no command holds
+    ``<folder>/lease``, or at once when the folder is gone. A daemon thread; started once."""
+    if any(t.name == "ridelake-reaper" for t in threading.enumerate()):
+        return
+    threading.Thread(target=_reaper, args=(str(folder), float(idle)), name="ridelake-reaper", daemon=True).start()

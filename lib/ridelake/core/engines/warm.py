@@ -52,6 +52,7 @@ from ridelake.core.engines.base import (
     short_tmp,
     stamp_notebook,
 )
+from ridelake.core.engines.pool import AttachedKernelManager, PoolSpec, Slot, lease
 from ridelake.errors import ExecutionError
 
 __all__ = ["DEFAULT_PRELOAD", "PAPERMILL_ENGINE", "KernelProblem", "WarmEngine", "notebook_imports"]
@@ -176,6 +177,8 @@ class _Kernel:
         self.running = False  # a notebook is running on it
         self.closing = False
         self._ipc_dir: str | None = None
+        self.slot: Slot | None = None  # this kernel's place in the pool (a pooled engine)
+        self.reused = 0  # kernels taken over from the pool
         self._log: IO[bytes] | None = None
         self._log_path: Path | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ridelake-kernel-{index}")
@@ -208,16 +211,23 @@ class _Kernel:
             raise KernelProblem(f"{content.get('ename', 'error')}: {content.get('evalue', '')}".strip())
 
     def _start(self) -> None:
-        """Start a kernel, note its fresh state, import the heavy modules, check it."""
+        """Start a kernel (in the pool slot, when pooled), note its fresh state, import the
+        heavy modules, check it."""
         eng = self.engine
-        self._ipc_dir = tempfile.mkdtemp(prefix="rlw-", dir=short_tmp())
+        slot = self.slot
+        if slot is not None:
+            self._ipc_dir = str(slot.folder)
+        else:
+            self._ipc_dir = tempfile.mkdtemp(prefix="rlw-", dir=short_tmp())
         self._log_path = Path(self._ipc_dir) / "kernel.log"
         self._log = open(self._log_path, "ab")
         self.started += 1
         self.notebooks = 0
         try:
-            km_class = kernel_manager_class({}, eng.cwd, self._ipc_dir, self._log)
+            km_class = kernel_manager_class({}, eng.cwd, self._ipc_dir, self._log, independent=slot is not None)
             self.km = km_class(kernel_name=eng.kernel_name)
+            if slot is not None:
+                self.km.connection_file = str(slot.folder / "connection.json")
             _run(self.km.start_kernel())
             self.pid = getattr(self.km.provisioner, "pid", None)
             self._abort_if_closing()
@@ -229,18 +239,42 @@ class _Kernel:
             self._abort_if_closing()
             self._call("baseline()", eng.call_timeout)
             self._call("check()", eng.call_timeout)
+            if slot is not None and eng.pool is not None and self.pid:
+                self._call(f"reap_when_idle({str(slot.folder)!r}, {eng.pool.idle!r})", eng.call_timeout)
+                slot.record(self.pid, self.km.connection_file)
         except Exception as exc:
             self._kill()
             if isinstance(exc, KernelProblem):
                 raise
             raise KernelProblem(f"the kernel did not start: {type(exc).__name__}: {exc}") from exc
 
+    def _attach(self, info: dict[str, Any]) -> bool:
+        """Take over the pooled kernel ``info`` names (left clean by an earlier command); False
+        when it does not answer or is not clean (the slot is then cleared)."""
+        assert self.slot is not None
+        try:
+            self.km = AttachedKernelManager(info, self.engine.kernel_name)
+            self.pid = self.km.pid
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            _run(self.kc.wait_for_ready(timeout=10))
+            self._call("check()", self.engine.call_timeout)
+        except Exception:  # noqa: BLE001 - not usable: start a new one in its place
+            self._kill()
+            return False
+        self._ipc_dir = str(self.slot.folder)
+        self._log_path = self.slot.folder / "kernel.log"
+        self.reused += 1
+        self.notebooks = 0
+        return True
+
     def _abort_if_closing(self) -> None:
         if self.closing:
             raise KernelProblem("the engine is closing")
 
     def _kill(self) -> None:
-        """Stop the kernel now (it may be dead or hung) and remove its files."""
+        """Stop the kernel now (it may be dead or hung) and remove its files (a pool slot stays
+        leased, empty, for the next kernel)."""
         if self.kc is not None:
             try:
                 self.kc.stop_channels()
@@ -259,9 +293,30 @@ class _Kernel:
         if self._log is not None:
             self._log.close()
             self._log = None
-        if self._ipc_dir:
+        if self.slot is not None:
+            self.slot.clear()
+        elif self._ipc_dir:
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
-            self._ipc_dir = None
+        self._ipc_dir = None
+
+    def _hand_back(self) -> None:
+        """End of the command: a clean pooled kernel goes back to the pool (still running);
+        anything else is killed."""
+        slot = self.slot
+        if slot is None or self.km is None or not self._alive() or (slot.folder / "dirty").exists():
+            self._kill()
+        else:
+            try:
+                self.kc.stop_channels()
+            except Exception:  # noqa: BLE001 - the kernel stays; only our sockets close
+                pass
+            self.km = self.kc = self.pid = None
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+        if slot is not None:
+            slot.release()
+            self.slot = None
 
     def _alive(self) -> bool:
         if self.km is None:
@@ -272,11 +327,24 @@ class _Kernel:
             return False
 
     def ensure(self) -> None:
-        """Have a running, clean kernel (start one when there is none or it died)."""
+        """Have a running, clean kernel: ours, else one the pool kept (pooled engine), else a
+        new one."""
         if self.km is not None and not self._alive():
             self._kill()
-        if self.km is None:
-            self._start()
+        if self.km is not None:
+            return
+        pool = self.engine.pool
+        if pool is not None and self.slot is None:
+            try:
+                self.slot = lease(pool)
+            except OSError:
+                self.slot = None  # a kernel of this command only
+        if self.slot is not None:
+            info = self.slot.usable()
+            if info is not None and self._attach(info):
+                return
+            self.slot.clear()
+        self._start()
 
     def _copy_log(self, offset: int, task: Task) -> None:
         if task.log_path is None or self._log_path is None or not self._log_path.is_file():
@@ -306,6 +374,8 @@ class _Kernel:
                 self._call(f"begin({env!r}, {str(task.cwd) if task.cwd else None!r})", eng.call_timeout)
         except KernelProblem as exc:
             return self._finish(task, started, f"KernelProblem: {exc}", None, True)
+        if self.slot is not None:
+            self.slot.dirty(True)  # until reset and checked: a command dying now leaves it unusable
         offset = self._log_path.stat().st_size if self._log_path and self._log_path.is_file() else 0
         error: str | None = None
         cell: int | None = None
@@ -339,6 +409,8 @@ class _Kernel:
                 self._call("check()", eng.call_timeout)
             except KernelProblem as exc:
                 broken = f"not clean after {task.name}: {exc}"
+        if broken is None and self.slot is not None:
+            self.slot.dirty(False)
         self._copy_log(offset, task)
         if broken is not None:
             self._note(task, f"kernel {self.index}.{self.started} replaced: {broken}")
@@ -377,19 +449,27 @@ class _Kernel:
         self.submit(start)
 
     def close(self, cancel: bool = False) -> None:
-        """Stop the kernel; with ``cancel``, kill it at once even when a notebook is running
-        (a kernel still starting or idle is killed at once anyway)."""
+        """Stop the kernel, or hand it back to the pool (a pooled engine, nothing running); with
+        ``cancel``, kill it at once even when a notebook is running (a kernel still starting or
+        idle is killed at once anyway)."""
         self.closing = True
-        if (cancel or not self.running) and self.pid:
+        keep = self.engine.pool is not None and not cancel and not self.running
+        if not keep and (cancel or not self.running) and self.pid:
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except OSError:
                 pass
         try:
-            self.submit(self._kill)
+            self.submit(self._hand_back if keep else self._kill_and_release)
         except RuntimeError:  # already closed
             return
-        self._thread.shutdown(wait=not cancel, cancel_futures=cancel)
+        self._thread.shutdown(wait=not cancel or keep, cancel_futures=cancel)
+
+    def _kill_and_release(self) -> None:
+        self._kill()
+        if self.slot is not None:
+            self.slot.release()
+            self.slot = None
 
 
 class WarmEngine:
@@ -407,6 +487,8 @@ class WarmEngine:
         cwd: the kernels' working directory between notebooks (default ours).
         check_kernel: fail now (ExecutionError) when the kernel is not installed.
         start: start the first kernel now, in the background (else when the first notebook runs).
+        pool: take kernels from this pool and hand them back at the end, still running
+            (:mod:`ridelake.core.engines.pool`); None: the kernels end with the engine.
     """
 
     def __init__(
@@ -420,6 +502,7 @@ class WarmEngine:
         cwd: Path | None = None,
         check_kernel: bool = True,
         start: bool = True,
+        pool: PoolSpec | None = None,
     ) -> None:
         self.kernel_name = kernel_name
         self.preload = tuple(dict.fromkeys(preload))
@@ -427,6 +510,7 @@ class WarmEngine:
         self.execution_timeout = execution_timeout
         self.call_timeout = call_timeout
         self.cwd = cwd
+        self.pool = pool
         if check_kernel:
             _check_kernel(kernel_name)
         self.max_slots = max(1, int(slots))
@@ -446,6 +530,10 @@ class WarmEngine:
     def kernels_started(self) -> int:
         """Kernels started so far (more than ``slots`` means some were replaced)."""
         return sum(k.started for k in self._kernels)
+
+    def kernels_reused(self) -> int:
+        """Kernels taken over from the pool (left by an earlier command)."""
+        return sum(k.reused for k in self._kernels)
 
     def _grow(self) -> None:
         """Start one more kernel in the background (below ``slots``); it joins the idle ones when
