@@ -46,7 +46,7 @@ def test_the_bench_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert (tmp_path / "latest.png").stat().st_size > 0
     size = results["sizes"][0]
     assert size["rows"] == 300
-    for key in ("warm", "fresh", "floor", "duckdb", "second_run", "rerun"):
+    for key in ("warm", "warm_first", "fresh", "floor", "duckdb", "second_run", "rerun"):
         assert size[key]["wall_s"] > 0 and size[key]["cpu_s"] >= 0, key
     assert size["second_run_ran"] == 0  # the second run found everything up-to-date
     assert size["metrics"]["warm_over_floor"] == pytest.approx(size["warm"]["wall_s"] / size["floor"]["wall_s"],
@@ -56,3 +56,17 @@ def test_the_bench_runs_at_a_tiny_size(tmp_path: Path) -> None:
     for table, rows in size["pipeline_rows"].items():
         assert size["duckdb_tables"][table] == rows, table
     assert "engine floor" in render(results)
+
+
+def test_pooled_kernels_cpu_and_peak_are_read_from_proc(tmp_path: Path) -> None:
+    import os
+
+    from ridelake.bench import timing
+
+    assert timing.kernel_cpu(os.getpid()) > 0 and timing.kernel_peak_mib(os.getpid()) > 1
+    assert timing.kernel_cpu(2 ** 22 + 12345) is None and timing.kernel_peak_mib(2 ** 22 + 12345) == 0.0
+    slot = tmp_path / "pool" / "k0"
+    slot.mkdir(parents=True)
+    (slot / "kernel.json").write_text(json.dumps({"pid": os.getpid(), "connection_file": "x"}))
+    assert timing.pooled_kernels(str(tmp_path)) == [os.getpid()]
+    assert timing.pooled_kernels(None) == []

@@ -4,7 +4,9 @@ For each size (default 150,000 rows; ``BENCH_SIZES=150000,1500000,15000000`` or 
 generates a delivery and measures, in one sitting, the **median** of ``--runs`` runs (default 3,
 interleaved so machine noise hits every contender alike) of:
 
-- ``warm``: ``ridelake run --force -j 2`` on warm kernels (the default engine);
+- ``warm``: ``ridelake run --force -j 2`` on warm kernels (the default engine), taking over the
+  kernels the previous command left in the pool (what every command but the first gets); the
+  first command, which finds none, is measured once beside it (``warm_first``);
 - ``fresh``: the same with ``--fresh-kernels``;
 - ``floor``: every notebook's code in ONE plain Python process, in pipeline order, with the real
   catalog writes (:mod:`ridelake.bench.floor`);
@@ -39,6 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+from ridelake.core.engines.pool import stop_pools
 from ridelake.core.project import project_root
 
 __all__ = ["Target", "TARGETS", "Measurement", "evaluate", "measure", "run_benchmarks", "render", "chart", "main"]
@@ -94,21 +97,9 @@ class Measurement:
     tail: str = ""
 
 
-#: Runs a command and reports its wall time, CPU time of it and its children, and the largest
-#: child's peak RSS (``ru_maxrss`` of RUSAGE_CHILDREN is the maximum over the waited-for tree).
-_WRAPPER = (
-    "import json, resource, subprocess, sys, time\n"
-    "t = time.perf_counter()\n"
-    "rc = subprocess.run(sys.argv[1:]).returncode\n"
-    "dt = time.perf_counter() - t\n"
-    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-    "print('@@bench ' + json.dumps([dt, u.ru_utime + u.ru_stime, u.ru_maxrss / 1024, rc]), file=sys.stderr)\n"
-    "sys.exit(rc)\n"
-)
-
-
 def measure(cmd: Sequence[str], env: Mapping[str, str], cwd: Path) -> Measurement:
-    """Run ``cmd`` under the timing wrapper.
+    """Run ``cmd`` under the timing wrapper (:mod:`ridelake.bench.timing`: CPU and peak RSS count
+    the command's process tree and the pooled warm kernels it used).
 
     Args:
         cmd: the command.
@@ -118,8 +109,8 @@ def measure(cmd: Sequence[str], env: Mapping[str, str], cwd: Path) -> Measuremen
     Returns:
         The :class:`Measurement` (a failing command is reported, not raised: see ``exit_code``).
     """
-    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], env=dict(env), cwd=cwd, capture_output=True,
-                          text=True)
+    proc = subprocess.run([sys.executable, "-m", "ridelake.bench.timing", *cmd], env=dict(env), cwd=cwd,
+                          capture_output=True, text=True)
     line = next((ln for ln in reversed(proc.stderr.splitlines()) if ln.startswith("@@bench ")), None)
     if line is None:
         return Measurement(0.0, 0.0, 0.0, proc.returncode or 1, (proc.stdout + proc.stderr)[-3000:])
@@ -148,8 +139,10 @@ def _project(root: Path, work: Path) -> Path:
 
 
 def _env(project: Path, warehouse: Path) -> dict[str, str]:
-    env = {**os.environ, "RIDELAKE_HOME": str(project), "RIDELAKE_WAREHOUSE": str(warehouse)}
-    for var in ("RIDELAKE_CATALOG_URI", "RIDELAKE_RECEIPT_FILE", "RIDELAKE_READS", "RIDELAKE_WRITES"):
+    env = {**os.environ, "RIDELAKE_HOME": str(project), "RIDELAKE_WAREHOUSE": str(warehouse),
+           "RIDELAKE_KERNEL_POOL_DIR": str(project.parent / "pools")}  # the bench's own warm-kernel pool
+    for var in ("RIDELAKE_CATALOG_URI", "RIDELAKE_RECEIPT_FILE", "RIDELAKE_READS", "RIDELAKE_WRITES",
+                "RIDELAKE_KERNEL_IDLE"):
         env.pop(var, None)
     return env
 
@@ -175,6 +168,9 @@ def _size(root: Path, rows: int, runs: int, jobs: int, log: Callable[[str], None
                         "--extraction-date", "2024-12-31"], work / "wh-duckdb"),
         }
         taken: dict[str, list[Measurement]] = {name: [] for name in contenders}
+        # the first command on a warehouse finds no pooled kernel: start-up and imports included
+        first = measure(contenders["warm"][0], _env(project, contenders["warm"][1]), project)
+        log(f"  {rows:>10,} rows  first  warm   {first.wall_s:8.2f} s (no pooled kernels yet)")
         for i in range(runs):
             for name, (cmd, wh) in contenders.items():
                 m = measure(cmd, _env(project, wh), project)
@@ -184,6 +180,7 @@ def _size(root: Path, rows: int, runs: int, jobs: int, log: Callable[[str], None
         out: dict[str, Any] = {"rows": rows, "runs": runs, "jobs": jobs}
         for name, ms in taken.items():
             out[name] = _median(ms, name)
+        out["warm_first"] = _median([first], "the first warm run")
         printed = [ln for ln in taken["duckdb"][-1].tail.splitlines() if ln.startswith("{")]
         out["duckdb_tables"] = json.loads(printed[-1]) if printed else {}
         manifest = json.loads((project / "outputs" / "runs" / "latest" / "run.json").read_text())
@@ -197,6 +194,7 @@ def _size(root: Path, rows: int, runs: int, jobs: int, log: Callable[[str], None
         out["rerun"] = _median(rerun, "the one-notebook rerun")
         log(f"  {rows:>10,} rows  second run {out['second_run']['wall_s']:.2f} s, "
             f"one-notebook rerun {out['rerun']['wall_s']:.2f} s")
+        stop_pools(base=work / "pools")  # the bench's kernels end with it
     out["metrics"] = _metrics(out)
     return out
 
@@ -211,6 +209,8 @@ def _metrics(size: Mapping[str, Any]) -> dict[str, float]:
         "fresh_over_warm": round(f / w, 3),
         "warm_rss_mib": size["warm"]["rss_mib"], "floor_rss_mib": size["floor"]["rss_mib"],
         "rerun_s": size["rerun"]["wall_s"], "second_run_s": size["second_run"]["wall_s"],
+        "warm_first_s": size["warm_first"]["wall_s"],
+        "warm_first_over_floor": round(size["warm_first"]["wall_s"] / fl, 3),
     }
 
 
@@ -293,8 +293,9 @@ def render(results: Mapping[str, Any]) -> str:
              f"{'rows':>11}  {'what':<22}{'wall s':>9}{'CPU s':>9}{'peak RSS MiB':>14}{'/ floor':>9}{'/ DuckDB':>10}"]
     for s in results["sizes"]:
         m = s["metrics"]
-        for key, label in (("warm", f"pipeline warm -j {s['jobs']}"), ("fresh", f"pipeline fresh -j {s['jobs']}"),
-                           ("floor", "engine floor"), ("duckdb", "DuckDB reference")):
+        for key, label in (("warm", f"pipeline warm -j {s['jobs']}"), ("warm_first", "  first (no pool yet)"),
+                           ("fresh", f"pipeline fresh -j {s['jobs']}"), ("floor", "engine floor"),
+                           ("duckdb", "DuckDB reference")):
             d = s[key]
             lines.append(f"{s['rows']:>11,}  {label:<22}{d['wall_s']:>9.2f}{d['cpu_s']:>9.2f}{d['rss_mib']:>14.0f}"
                          f"{d['wall_s'] / m['floor_s']:>9.2f}{d['wall_s'] / m['duckdb_s']:>10.2f}")

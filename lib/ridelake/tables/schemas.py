@@ -12,14 +12,12 @@ schema. This module knows nothing of pandera and never imports :mod:`~ridelake.t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ridelake.errors import CatalogError
+
+if TYPE_CHECKING:  # the declarations import nothing heavy: the runner reads them (bootstrap check)
+    import pandas as pd
 
 __all__ = [
     "Check",
@@ -58,7 +56,7 @@ DIMENSIONS = {
 # ----------------------------------------------------------------------------- check declarations
 
 #: Other frames a check may read, by name: Iceberg identifiers or names such as ``delivery``.
-Refs = Mapping[str, pd.DataFrame]
+Refs = Mapping[str, "pd.DataFrame"]
 
 #: The ref naming a partitioned table's rows outside the month being written (their key columns;
 #: empty when the whole table is rebuilt), e.g. ``silver.booking:other_months``.
@@ -388,6 +386,9 @@ def _unique_across_months(identifier: str, column: str) -> Invariant:
         other = refs[other_ref]
         if not len(other) or not len(frame):
             return None
+        import pyarrow as pa  # where a check runs (the declarations stay light)
+        import pyarrow.compute as pc  # where a check runs
+
         mine = pa.array(frame[column], from_pandas=True)
         seen = pc.is_in(mine, value_set=pa.array(other[column], from_pandas=True).cast(mine.type))
         twice = frame.loc[seen.to_numpy(zero_copy_only=False), column]  # Arrow: pandas' isin loops over strings
@@ -406,7 +407,7 @@ def _row_count_equals(ref: str) -> Invariant:
 
 def _rows(ref: Any) -> int:
     """A ref's rows: a frame's length, or the count itself (a table too big to pass whole)."""
-    return int(ref) if isinstance(ref, (int, np.integer)) else len(ref)
+    return len(ref) if hasattr(ref, "__len__") else int(ref)  # an int or a numpy integer
 
 
 def _sum_equals_bookings(column: str) -> Invariant:
@@ -427,6 +428,8 @@ def _activity_is_sum() -> Invariant:
 
 def _lifetime_consistent() -> Invariant:
     def fn(frame: pd.DataFrame, refs: Refs) -> str | None:
+        import pandas as pd  # where a check runs (the declarations stay light)
+
         days = (pd.to_datetime(frame["last_booking_date"]) - pd.to_datetime(frame["first_booking_date"])).dt.days
         bad = frame[days.to_numpy() != frame["lifetime_days"].to_numpy()]
         return None if bad.empty else f"{len(bad)} rows, e.g. customer_id {bad['customer_id'].head(5).tolist()}"

@@ -186,6 +186,8 @@ def _retire(base: Path, keep: Path, identity: list[str]) -> None:
             Slot(slot, fd).clear()
             shutil.rmtree(slot, ignore_errors=True)
             os.close(fd)
+        if not any(_slots(folder)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _alive(pid: int | None) -> bool:
@@ -430,10 +432,11 @@ def pools() -> list[dict[str, Any]]:
     return out
 
 
-def stop_pools(only: Path | None = None) -> int:
+def stop_pools(only: Path | None = None, base: Path | None = None) -> int:
     """End this user's pooled kernels (those in use too: their command's next notebook gets a
-    new kernel) and remove the pools. Returns how many kernels were ended."""
-    base = base_dir(create=False)
+    new kernel) and remove the pools (``only``: that one; ``base``: the pools under that folder
+    instead of :func:`base_dir`). Returns how many kernels were ended."""
+    base = base if base is not None else base_dir(create=False)
     if base is None or not base.is_dir():
         return 0
     ended = 0
