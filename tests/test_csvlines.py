@@ -99,3 +99,10 @@ def test_header_drops_a_byte_order_mark_and_refuses_other_encodings():
         csvlines.read_header(io.BytesIO(b"Da\xe9te\n"), "f.csv")
     with pytest.raises(SourceError, match="empty"):
         csvlines.read_header(io.BytesIO(b""), "f.csv")
+
+
+@pytest.mark.parametrize("data", [b"a,1\r\rb,2\n\nc,3\r\n\r\nd,4", b"", b"\r\n\n", b"x", b' "un,closed\nnext,1\n',
+                                  b"\xff\xfebad,utf8\r\nok,2\r\n"])
+def test_lines_are_counted_as_the_splitter_finds_them(data):
+    # the reading thread numbers blocks with count_lines while threads split them
+    assert csvlines.count_lines(data) == len(csvlines.split_lines(data, ["x", "y"]))

@@ -277,15 +277,15 @@ class RideBookings:
         of at least ``RIDELAKE_PARTITION_BYTES`` (default :data:`PARTITION_BYTES`), so that a
         kernel holds one month at a time.
         """
-        from ridelake.tables import source  # heavy: see the module's imports
-
-        args = (params.get("source_file") or "", params["extraction_date"], params.get("extraction_month"),
-                self.warehouse())
         if max_partitions is None:
             size = _file_size(params.get("source_file"))
             limit = int(os.environ.get("RIDELAKE_PARTITION_BYTES", PARTITION_BYTES))
             if size is None or size < limit:
                 return Partitions(None)
+        from ridelake.tables import source  # heavy (pandas, pyarrow): only when months are looked up
+
+        args = (params.get("source_file") or "", params["extraction_date"], params.get("extraction_month"),
+                self.warehouse())
         months = source.staged_months(*args)
         if months is None:
             return Partitions(None, "note: the months of the delivery are unknown (no staging record); "

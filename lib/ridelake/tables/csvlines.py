@@ -48,11 +48,12 @@ __all__ = [
     "read_header",
     "iter_blocks",
     "split_lines",
+    "count_lines",
     "split_csv_line",
 ]
 
 #: Bytes read per block (whole lines are handed on; the rest waits for the next block).
-BLOCK_SIZE = 4 << 20
+BLOCK_SIZE = 2 << 20
 #: A field longer than this (in bytes, as in the file) rejects its line: the old csv reader's limit.
 FIELD_LIMIT = 128 << 10
 #: A line longer than this is rejected and only its first :data:`FIELD_LIMIT` bytes are kept.
@@ -326,6 +327,15 @@ def _invalid_utf8(data: bytes, starts: np.ndarray, ends: np.ndarray) -> dict[int
                 bad.setdefault(i, []).append((pos + exc.start, pos + exc.end))
                 pos += exc.end
     return bad
+
+
+def count_lines(data: bytes) -> int:
+    """How many data lines :func:`split_lines` finds in ``data`` (runs of line ends are one
+    break; an empty line is no line), counted without splitting."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    term = np.flatnonzero((b == _LF) | (b == _CR))
+    bounds = np.concatenate(([-1], term, [len(b)]))
+    return int(np.count_nonzero(np.diff(bounds) > 1))
 
 
 def split_lines(data: bytes, names: Sequence[str], first_row: int = 1, truncated: int | None = None,

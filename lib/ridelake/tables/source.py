@@ -59,8 +59,9 @@ ROW_GROUP = 65_536
 #: Rows buffered over all months before every buffer is written.
 BUFFERED_ROWS = 262_144
 _FORMAT = 2
-#: Threads splitting blocks into fields while the caller checks the previous ones (numpy and
-#: Arrow release the GIL): the cores, at most 2 (``RIDELAKE_SPLIT_THREADS`` overrides).
+#: Threads splitting blocks into fields and checking them while the reading thread writes the
+#: previous ones (numpy and Arrow release the GIL): the cores, at most 2
+#: (``RIDELAKE_SPLIT_THREADS`` overrides).
 SPLIT_THREADS = max(1, int(os.environ.get("RIDELAKE_SPLIT_THREADS") or min(2, os.cpu_count() or 1)))
 T = TypeVar("T")
 R = TypeVar("R")
@@ -193,26 +194,38 @@ def read_lines(info: SourceInfo, block_size: int | None = None) -> Iterator[bron
         An iterator of :class:`~ridelake.tables.transforms.bronze.RawRows`, in file order; blocks
         are split into fields on :data:`SPLIT_THREADS` threads, ahead of the caller.
     """
-    size = block_size or csvlines.BLOCK_SIZE
-    row = 1
+    return _blocks(info, block_size, lambda raw: raw)
 
-    def split(item: tuple[bytes, int | None]) -> csvlines.Lines:
-        return csvlines.split_lines(item[0], info.header, 1, item[1])
+
+def _blocks(info: SourceInfo, block_size: int | None, then: Callable[[bronze.RawRows], R]) -> Iterator[R]:
+    """``then(raw)`` for each block's lines, in file order, computed on :data:`SPLIT_THREADS`
+    threads: the reading thread only numbers the lines (``source_row``) and hands blocks out."""
+    size = block_size or csvlines.BLOCK_SIZE
+
+    def numbered(fh: Any) -> Iterator[tuple[bytes, int | None, int]]:
+        row = 1
+        for block, truncated in csvlines.iter_blocks(fh, rest, size):
+            yield block, truncated, row
+            row += csvlines.count_lines(block)
+
+    def work(item: tuple[bytes, int | None, int]) -> R | None:
+        block, truncated, first = item
+        lines = csvlines.split_lines(block, info.header, first, truncated)
+        if not len(lines):
+            return None
+        return then(bronze.RawRows(
+            source_row=lines.source_row,
+            n_fields=lines.n_fields,
+            text={c: lines.column(j) for c, j in info.positions.items()},
+            raw_line=lines.raw,
+            problems=lines.problems if lines.problems.null_count < len(lines) else None,
+        ))
 
     with _open(info.path) as fh:
         _, rest = csvlines.read_header(fh, info.source_file, size)
-        for lines in _ordered_map(split, csvlines.iter_blocks(fh, rest, size), SPLIT_THREADS):
-            if not len(lines):
-                continue
-            lines.first_row = row
-            row += len(lines)
-            yield bronze.RawRows(
-                source_row=lines.source_row,
-                n_fields=lines.n_fields,
-                text={c: lines.column(j) for c, j in info.positions.items()},
-                raw_line=lines.raw,
-                problems=lines.problems if lines.problems.null_count < len(lines) else None,
-            )
+        for out in _ordered_map(work, numbered(fh), SPLIT_THREADS):
+            if out is not None:
+                yield out
 
 
 class _MonthFiles:
@@ -315,9 +328,11 @@ def prepare(params: config.RunParams, block_size: int | None = None,
     rows = out_of_scope = 0
     months: set[str] = set()
     try:
-        for raw in read_lines(info, block_size):
-            batch = bronze.prepare_rows(raw, info.source_file, params.extraction_date, params.extraction_month,
-                                        len(info.header))
+        def prepare_block(raw: bronze.RawRows) -> bronze.PreparedBatch:
+            return bronze.prepare_rows(raw, info.source_file, params.extraction_date, params.extraction_month,
+                                       len(info.header))
+
+        for batch in _blocks(info, block_size, prepare_block):  # split and checked on threads, in order
             files.add(batch.accepted)
             if batch.rejected.num_rows:
                 rejected.append(batch.rejected)

@@ -440,6 +440,7 @@ class _Kernel:
         def start() -> None:
             try:
                 self.ensure()
+                _papermill()  # imported now, while nothing runs, not when the first notebook is due
             except KernelProblem:
                 pass
             finally:
