@@ -123,3 +123,30 @@ def test_aggregating_batch_by_batch_equals_aggregating_the_whole_table(loaded):
     assert catalog.count_rows("bronze.booking", catalog.month_filter("2024-05")) == int(
         (catalog.read_table("bronze.booking", columns=["extraction_month"])["extraction_month"] == "2024-05").sum())
     assert isinstance(whole, pa.Table)
+
+
+def test_the_winner_lookup_is_a_semi_join_on_every_key_column() -> None:
+    """Same row number in another file or delivery date, another booking id on a winner's row,
+    nulls: only rows equal to a winner on all of KEY are kept, in batch order."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    d1, d2 = dt.date(2024, 12, 31), dt.date(2025, 1, 5)
+    won = pa.table({"booking_id": ["B1", "B2", "B3"], "extraction_date": [d1, d1, d2],
+                    "source_file": ["a.csv", "a.csv", "a.csv"], "source_row": [1, 2, 1],
+                    "extraction_month": ["2024-03"] * 3})
+    batch = pa.table({
+        "booking_id": ["B1", "B2", "B1", "B3", "BX", "B2", None, "B3"],
+        "extraction_date": [d1, d1, d2, d2, d1, d1, d1, d1],
+        "source_file": ["a.csv", "a.csv", "a.csv", "a.csv", "a.csv", "b.csv", "a.csv", "a.csv"],
+        "source_row": [1, 2, 1, 1, 1, 2, 2, 3],
+        "extraction_month": ["2024-03"] * 8,
+        "value": list(range(8)),
+    })
+    got = winning._is_winner(batch, won).to_pylist()
+    oracle = batch.append_column("_i", pa.array(range(8))).join(
+        won, keys=list(winning.KEY), join_type="left semi")["_i"].to_pylist()
+    assert got == [i in set(oracle) for i in range(8)]
+    assert got == [True, True, False, True, False, False, False, False]
+    assert not any(winning._is_winner(batch, won.slice(0, 0)).to_pylist())

@@ -96,7 +96,7 @@ class Delivery:
     """The accepted rows of one delivery, as the bronze notebooks consume them.
 
     Attributes:
-        rows: the prepared, accepted rows (in file order).
+        rows: the prepared, accepted rows, month by month (each month in file order).
         source_file: base name of the file.
         extraction_date: the delivery's extraction date.
         extraction_month: the month filter, or None.
@@ -393,15 +393,18 @@ def _month_rows(prepared: PreparedDelivery) -> dict[str, int]:
     return {str(m): int(n) for m, n in counts.items() if n}
 
 
-def _read_months(folder: str | Path, months: Iterable[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The staged rows of some months (only ``columns``, default all), in file order."""
+def _read_months(folder: str | Path, months: Iterable[str], columns: Sequence[str] | None = None,
+                 file_order: bool = True) -> pd.DataFrame:
+    """The staged rows of some months (only ``columns``, default all), in file order; with
+    ``file_order=False`` month by month, each month in file order (what a notebook writing month
+    partitions needs, without sorting the whole delivery)."""
     cols = list(columns) if columns is not None else None
-    wanted = None if cols is None else list(dict.fromkeys([*cols, "source_row"]))
+    wanted = None if cols is None or not file_order else list(dict.fromkeys([*cols, "source_row"]))
     files = [storage.join(str(folder), f"{m}.parquet") for m in months]
-    tables = [_read_parquet(f, wanted) for f in files if storage.is_file(f)]
+    tables = [_read_parquet(f, wanted or cols) for f in files if storage.is_file(f)]
     table = pa.concat_tables(tables) if tables else bronze.ACCEPTED_SCHEMA.empty_table().select(
-        wanted or bronze.ACCEPTED_SCHEMA.names)
-    if len(tables) > 1:
+        wanted or cols or bronze.ACCEPTED_SCHEMA.names)
+    if file_order and len(tables) > 1:
         table = table.take(pc.sort_indices(table["source_row"]))
     return bronze.accepted_frame(table if cols is None else table.select(cols))
 
@@ -571,10 +574,10 @@ def load_delivery(params: config.RunParams, columns: Sequence[str] | None = None
             folder, record = found
             months = [month] if month is not None else [str(m) for m in record.get("months", [])]
             month_rows = record.get("month_rows", {})
-            rows = _read_months(folder, [m for m in months if month_rows.get(m)], columns)
+            rows = _read_months(folder, [m for m in months if month_rows.get(m)], columns, file_order=False)
             if len(rows) == sum(int(month_rows.get(m, 0)) for m in months):
                 return Delivery(rows=rows, months=months, staged=True, **common)
     with tempfile.TemporaryDirectory(prefix="ridelake-prepare-") as tmp:
         _, prepared = prepare(params, folder=Path(tmp) / "rows")
-        rows = _read_months(Path(tmp) / "rows", _month_rows(prepared), columns)
+        rows = _read_months(Path(tmp) / "rows", _month_rows(prepared), columns, file_order=False)
     return Delivery(rows=rows, months=prepared.months, staged=False, **common)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -200,7 +201,10 @@ def keys(month: str) -> pa.Table:
     Returns:
         A ``pyarrow.Table`` (empty when the month has no winners).
     """
-    decision, folder = _ensure()
+    return _keys(month, *_ensure())
+
+
+def _keys(month: str, decision: Decided, folder: Path | None) -> pa.Table:
     if folder is None:
         table = _memory[decision.snapshot_id][1].get(month)
     else:
@@ -210,29 +214,72 @@ def keys(month: str) -> pa.Table:
 
 
 class _Months:
-    """The winners' keys of one month at a time (a scan yields its batches file by file)."""
+    """The winners' keys of one month at a time (a scan yields its batches file by file), of
+    the decision the scan started with (one catalog look-up per scan, not per month)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ensured: tuple[Decided, Path | None]) -> None:
+        self.ensured = ensured
         self.month: str | None = None
         self.table: pa.Table | None = None
 
     def __call__(self, month: str) -> pa.Table:
         if month != self.month:
-            self.month, self.table = month, keys(month)
+            self.month, self.table = month, _keys(month, *self.ensured)
         assert self.table is not None
         return self.table
 
 
 def _winning(batch: pa.Table, months: _Months) -> pa.Table:
-    """The rows of a batch of bronze rows that are winners (semi-join on :data:`KEY`)."""
+    """The rows of a batch of bronze rows that are winners: equal to a winner on every
+    :data:`KEY` column (a semi-join), in batch order."""
     month_col = batch["extraction_month"]
     present = pc.unique(month_col).to_pylist()
     parts = []
     for month in present:
         part = batch if len(present) == 1 else batch.filter(pc.equal(month_col, month))
-        won = months(month).cast(part.select(list(KEY)).schema)
-        parts.append(part.join(won, keys=list(KEY), join_type="left semi"))
+        parts.append(part.filter(_is_winner(part, months(month))))
     return pa.concat_tables(parts) if parts else batch.slice(0, 0)
+
+
+def _is_winner(part: pa.Table, won: pa.Table) -> pa.Array:
+    """Per row of ``part`` (one month), whether a row of ``won`` has the same key.
+
+    A bronze row is one line of one delivery: ``(source_file, extraction_date, source_row)`` is
+    unique among the winners of a month. So instead of a hash join on five columns (two of them
+    strings), per delivery in the month: the row's ``source_row`` is looked up among the
+    winners' (an int64 set), and the ``booking_id`` found there must be the row's.
+    """
+    mask = np.zeros(part.num_rows, dtype=bool)
+    if not part.num_rows or not won.num_rows:
+        return pa.array(mask)
+    files, dates = pc.unique(won["source_file"]), pc.unique(won["extraction_date"])
+    if len(files) == 1 and len(dates) == 1:  # the usual month: one delivery
+        deliveries = [(files[0].as_py(), dates[0].as_py())]
+    else:
+        pairs = won.select(["source_file", "extraction_date"]).group_by(["source_file", "extraction_date"]).aggregate([])
+        deliveries = list(zip(pairs["source_file"].to_pylist(), pairs["extraction_date"].to_pylist()))
+    date_type = part["extraction_date"].type
+    for source_file, extraction_date in deliveries:
+        day = pa.scalar(extraction_date, date_type)
+        in_part = np.asarray(pc.fill_null(pc.and_(pc.equal(part["source_file"], source_file),
+                                                  pc.equal(part["extraction_date"], day)), False))
+        rows = np.flatnonzero(in_part)
+        if not len(rows):
+            continue
+        if len(deliveries) == 1:
+            mine = won
+        else:
+            mine = won.filter(pc.and_(pc.equal(won["source_file"], source_file),
+                                      pc.equal(won["extraction_date"], pa.scalar(extraction_date,
+                                                                                 won["extraction_date"].type))))
+        whole = len(rows) == part.num_rows
+        source_row = part["source_row"] if whole else pc.take(part["source_row"], rows)
+        booking_id = part["booking_id"] if whole else pc.take(part["booking_id"], rows)
+        at = pc.index_in(source_row, value_set=mine["source_row"].cast(source_row.type))
+        same = pc.equal(booking_id, pc.take(mine["booking_id"].cast(booking_id.type), pc.fill_null(at, 0)))
+        hit = np.asarray(pc.fill_null(pc.and_(pc.is_valid(at), same), False))
+        mask[rows[hit]] = True
+    return pa.array(mask)
 
 
 def _batches(table: str, columns: Sequence[str] | None, month: str | None) -> Iterator[pa.Table]:
@@ -252,8 +299,7 @@ def rows(table: str, columns: Sequence[str] | None = None, month: str | None = N
     Returns:
         A :class:`Winning` with the rows as a frame (the columns asked for, or all).
     """
-    _ensure()
-    months, parts, read = _Months(), [], 0
+    months, parts, read = _Months(_ensure()), [], 0
     for batch in _batches(table, columns, month):
         read += batch.num_rows
         parts.append(_winning(batch, months))
@@ -275,8 +321,7 @@ def name_counts(table: str, column: str) -> pd.Series:
     Returns:
         Rows per name (nulls not counted), most frequent first.
     """
-    _ensure()
-    months: _Months = _Months()
+    months: _Months = _Months(_ensure())
     counts: dict[str, int] = {}
     for batch in _batches(table, [column], None):
         for item in pc.value_counts(_winning(batch, months)[column]).to_pylist():
@@ -297,8 +342,7 @@ def customer_totals(compact_at: int = 4_000_000) -> pd.DataFrame:
     Returns:
         ``customer_id``, ``first_seen_date``, ``last_seen_date``, ``total_bookings``.
     """
-    _ensure()
-    months: _Months = _Months()
+    months: _Months = _Months(_ensure())
     parts: list[pa.Table] = []
     held = 0
     for batch in _batches("bronze.customer", ["customer_id", "booking_date"], None):
