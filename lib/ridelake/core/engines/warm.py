@@ -62,6 +62,9 @@ DEFAULT_PRELOAD = ("pandas", "pyarrow", "pyarrow.parquet", "pyiceberg.catalog.sq
                    "matplotlib", "matplotlib.pyplot", "IPython.display")
 #: The papermill engine name under which the warm kernels run notebooks.
 PAPERMILL_ENGINE = "ridelake-warm"
+#: Warm kernels keep IPython's input history in memory: every cell and every reset would
+#: otherwise be written to the one ``history.sqlite`` the kernels of the user share (and lock).
+KERNEL_ARGS = ("--HistoryManager.hist_file=:memory:",)
 #: papermill writes the executed notebook at every cell's start and end (two full nbformat
 #: writes per cell); on warm kernels it writes it at most this often while the notebook runs, and
 #: always at its end (a long cell still shows its progress in the file).
@@ -163,6 +166,37 @@ def _run(coro: Any) -> Any:
     return ensure_event_loop().run_until_complete(coro)
 
 
+async def _answering(kc: Any, timeout: float) -> None:
+    """Wait until a kernel answers on the shell channel *and* this client receives its IOPub
+    messages (a new subscription misses what was published before it connected): a
+    ``kernel_info`` request every 50 ms until the status message of one of them arrives.
+    (``wait_for_ready`` also does this, but then waits a fixed 0.2 s for IOPub to fall quiet.)
+
+    Raises:
+        KernelProblem: no answer within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    sent: set[str] = set()
+    while time.monotonic() < deadline:
+        sent.add(kc.kernel_info())
+        try:
+            msg = await kc.get_iopub_msg(timeout=0.05)
+        except queue.Empty:
+            continue
+        while True:
+            if msg.get("parent_header", {}).get("msg_id") in sent and msg.get("msg_type") == "status":
+                while True:  # the kernel_info replies on the shell channel: not wanted later
+                    try:
+                        await kc.get_shell_msg(timeout=0.01)
+                    except queue.Empty:
+                        return
+            try:
+                msg = await kc.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                break
+    raise KernelProblem(f"the pooled kernel did not answer within {timeout:g} s")
+
+
 class _Kernel:
     """One warm kernel, owned by one thread: start, run a notebook, reset, kill, replace."""
 
@@ -228,7 +262,7 @@ class _Kernel:
             self.km = km_class(kernel_name=eng.kernel_name)
             if slot is not None:
                 self.km.connection_file = str(slot.folder / "connection.json")
-            _run(self.km.start_kernel())
+            _run(self.km.start_kernel(extra_arguments=list(KERNEL_ARGS)))
             self.pid = getattr(self.km.provisioner, "pid", None)
             self._abort_if_closing()
             self.kc = self.km.client()
@@ -257,8 +291,7 @@ class _Kernel:
             self.pid = self.km.pid
             self.kc = self.km.client()
             self.kc.start_channels()
-            _run(self.kc.wait_for_ready(timeout=10))
-            self._call("check()", self.engine.call_timeout)
+            _run(_answering(self.kc, 10))  # it was reset and checked when it was handed back
         except Exception:  # noqa: BLE001 - not usable: start a new one in its place
             self._kill()
             return False
