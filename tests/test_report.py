@@ -796,3 +796,12 @@ def test_month_nodes_are_grouped_under_their_notebook(tmp_path: Path) -> None:
     head = group.split("</tr>", 1)[0]
     assert 'style="--c:' in head and ">failed</span>" in head  # the group shows its worst month
     assert "bronze/prepare" not in group and "gold/summary" not in group
+
+
+def test_head_styles_are_split_off_whatever_their_case_and_number() -> None:
+    from ridelake.core.report import split_styles
+
+    head = '<head><meta charset="utf-8"><STYLE type="text/css">a { }</STYLE>\n<title>t</title><style>b{}</style>'
+    assert split_styles(head) == (["a { }", "b{}"], '<head><meta charset="utf-8">\n<title>t</title>')
+    assert split_styles("<head><title>no styles</title>") == ([], "<head><title>no styles</title>")
+    assert split_styles("<head><style>never closed") == ([], "<head><style>never closed")

@@ -35,6 +35,7 @@ from ridelake.core.report import (
     page_title,
     notebook_exporter,
     render_notebook,
+    warm_templates,
 )
 from ridelake.core.scheduler import FAILED, SUCCEEDED, Listener, NodeState
 
@@ -77,6 +78,7 @@ class PagesAhead(Listener):
         self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True,
                                         name="ridelake-pages")
         self._reader.start()
+        threading.Thread(target=warm_templates, daemon=True, name="ridelake-templates").start()
 
     def _read(self, stream: IO[str] | None) -> None:
         if stream is None:
