@@ -247,12 +247,36 @@ def split_styles(head: str) -> tuple[list[str], str]:
     return styles, "".join(kept)
 
 
+_IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\balt=)")
+_FOCUSABLE = re.compile(r'(<div class="(?:[^"]*\s)?(?:jp-Cell-inputWrapper|jp-OutputArea-output)(?:\s[^"]*)?")')
+
+
 def notebook_exporter(no_code: bool) -> Any:
-    """nbconvert's HTML exporter as the report configures it (``lab`` template, offline)."""
+    """nbconvert's HTML exporter as the report configures it (``lab`` template, offline).
+
+    Its last step, alt text for images without one and ``tabindex`` on input and output areas,
+    is done here on the text instead of through a BeautifulSoup parse and re-serialisation of
+    the whole page (a third of a page's rendering time)."""
     # nbconvert is heavy (about a second to import) and needed only when pages are rendered
     from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
-    return HTMLExporter(
+    class LeanHTMLExporter(HTMLExporter):
+        def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> tuple[str, Any]:
+            info = nb.metadata.get("language_info", {})
+            lexer = info.get("pygments_lexer", info.get("name", None))
+            self.register_filter("highlight_code",
+                                 self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+            resources = self._init_resources(resources)
+            self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+            html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+            html = _IMG_WITHOUT_ALT.sub('<img alt="No description has been provided for this image"', html)
+            return _FOCUSABLE.sub(r'\1 tabindex="0"', html), resources
+
+    return LeanHTMLExporter(
         template_name="lab",
         template_file=_NOTEBOOK_TEMPLATE,
         extra_template_paths=[str(TEMPLATES)],
