@@ -133,8 +133,12 @@ def _sqlite_ready(uri: str) -> bool:
         if meta is None:
             return False
         current = next((s for s in meta.get("schemas", []) if s.get("schema-id") == meta.get("current-schema-id")), {})
-        if [f.get("name") for f in current.get("fields", [])] != table_spec(name).column_names:
+        spec = table_spec(name)
+        if [f.get("name") for f in current.get("fields", [])] != spec.column_names:
             return False
+        have = meta.get("properties") or {}
+        if any(have.get(k) != v for k, v in spec.properties().items()):
+            return False  # bootstrap sets them
     return True
 
 

@@ -178,13 +178,18 @@ def bootstrap(tables: Iterable[str] | None = None) -> list[str]:
     for ident in tables or TABLES:
         spec = table_spec(ident)
         if cat.table_exists(ident):
-            _check_compatible(spec, cat.load_table(ident))
+            table = cat.load_table(ident)
+            _check_compatible(spec, table)
+            missing = {k: v for k, v in spec.properties().items() if table.properties.get(k) != v}
+            if missing:  # a table made before the property existed
+                with table.transaction() as tx:
+                    tx.set_properties(missing)
             continue
         cat.create_table_if_not_exists(
             ident,
             schema=spec.iceberg_schema(),
             partition_spec=spec.partition_spec(),
-            properties={"format-version": "2", "comment": spec.doc},
+            properties={"format-version": "2", "comment": spec.doc, **spec.properties()},
         )
         created.append(ident)
     return created

@@ -37,12 +37,18 @@ __all__ = [
     "table_spec",
     "DIMENSIONS",
     "OTHER_MONTHS",
+    "WHOLE_BOUNDS",
 ]
 
 STATUSES = ("Completed", "Cancelled by Driver", "Cancelled by Customer", "No Driver Found", "Incomplete")
 CANCELLED_BY = ("customer", "driver")
 LOCATION_TYPES = ("pickup", "drop")
 NAMESPACES = ("bronze", "silver", "gold")
+
+#: Columns whose data-file bounds are kept whole, not truncated to 16 characters: a load
+#: replaces the rows of one ``source_file`` (docs/contract.md §3), and only whole bounds let
+#: Iceberg see that a data file holds that file's rows alone and drop it without reading it.
+WHOLE_BOUNDS = ("source_file",)
 
 #: Silver dimensions keyed by name: table -> (bronze source table, bronze name column).
 DIMENSIONS = {
@@ -239,6 +245,11 @@ class TableSpec:
     def column_names(self) -> list[str]:
         """Column names in order."""
         return [c.name for c in self.columns]
+
+    def properties(self) -> dict[str, str]:
+        """The Iceberg table properties ridelake sets (besides the format version): whole
+        data-file bounds for the columns in :data:`WHOLE_BOUNDS`."""
+        return {f"write.metadata.metrics.column.{c}": "full" for c in WHOLE_BOUNDS if c in self.column_names}
 
     def iceberg_schema(self) -> Any:
         """Build the pyiceberg ``Schema`` (field ids 1..N in column order)."""
