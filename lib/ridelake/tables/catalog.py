@@ -519,8 +519,7 @@ def write_table(
     else:
         table.append(data, snapshot_properties=props)
         op = "append"
-    table = table.refresh()
-    snap = table.current_snapshot()
+    snap = table.current_snapshot()  # the commit updated the table object: no reload
     deleted = _deleted_since(table, before.snapshot_id if before else None)
     result = WriteResult(identifier, len(frame), deleted, snap.snapshot_id if snap else None, op)
     _receipt({"op": "write", **asdict(result)})

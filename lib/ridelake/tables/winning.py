@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+from collections import OrderedDict
 import os
 import shutil
 import time
@@ -208,9 +209,30 @@ def _keys(month: str, decision: Decided, folder: Path | None) -> pa.Table:
     if folder is None:
         table = _memory[decision.snapshot_id][1].get(month)
     else:
-        path = folder / f"{month}.parquet"
-        table = pq.read_table(path) if path.is_file() else None
+        table = _staged_keys(folder / f"{month}.parquet")
     return _empty_keys() if table is None else table
+
+
+#: Bytes of staged winners' keys a process keeps between notebooks (``RIDELAKE_WINNERS_CACHE_BYTES``):
+#: every silver notebook of a run reads the same keys; beyond the budget they are read again.
+CACHE_BYTES = int(os.environ.get("RIDELAKE_WINNERS_CACHE_BYTES") or 64 << 20)
+_cached: "OrderedDict[str, pa.Table]" = OrderedDict()
+
+
+def _staged_keys(path: Path) -> pa.Table | None:
+    """One month's staged keys (files under a decision's folder never change once staged)."""
+    key = str(path)
+    if key in _cached:
+        _cached.move_to_end(key)
+        return _cached[key]
+    if not path.is_file():
+        return None
+    table = pq.read_table(path)
+    if table.nbytes <= CACHE_BYTES:
+        _cached[key] = table
+        while sum(t.nbytes for t in _cached.values()) > CACHE_BYTES:
+            _cached.popitem(last=False)
+    return table
 
 
 class _Months:
