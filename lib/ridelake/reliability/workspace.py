@@ -304,10 +304,12 @@ class Workspace:
         return write_csv(self.base_file, rows=rows, seed=seed)
 
     def env(self) -> dict[str, str]:
-        """The environment of every command: this project and warehouse, this copy of lib/, no other
-        RIDELAKE_* setting (a catalog URL, a run's variables) from the caller."""
+        """The environment of every command: this project and warehouse, this copy of lib/, no
+        kernel pool, no other RIDELAKE_* setting (a catalog URL, a run's variables) from the caller."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RIDELAKE_")}
-        env.update(RIDELAKE_HOME=str(self.project), RIDELAKE_WAREHOUSE=str(self.warehouse),
+        # each command's kernels are its own (children it can lose to a kill), not pooled ones
+        # left by the previous command: the kill points are about one command's processes
+        env.update(RIDELAKE_HOME=str(self.project), RIDELAKE_WAREHOUSE=str(self.warehouse), RIDELAKE_KERNEL_IDLE="0",
                    PYTHONPATH=os.pathsep.join([str(self.project / "lib"),
                                                *filter(None, [os.environ.get("PYTHONPATH")])]))
         return env
