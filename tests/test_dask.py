@@ -246,6 +246,7 @@ def test_a_worker_keeps_one_engine_and_the_plugin_closes_it_at_teardown():
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIDELAKE_")}
+    env["RIDELAKE_KERNEL_IDLE"] = "0"  # no kernels left idling after the test (conftest)
     env.update(extra)
     return env
 

@@ -256,6 +256,7 @@ def test_a_table_no_notebook_writes_cannot_be_written_interactively() -> None:
 def _clean_env(**extra: str) -> dict[str, str]:
     """The environment of a user's shell: no ridelake variables (no run, the default warehouse)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIDELAKE_")}
+    env["RIDELAKE_KERNEL_IDLE"] = "0"  # no kernels left idling after the test (conftest)
     return {**env, **extra}
 
 
