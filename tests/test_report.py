@@ -600,32 +600,6 @@ class _NotebookEngine:
         return Outcome(ok, start, time.time(), None if ok else "cell 1: ValueError: no", None if ok else 1, [])
 
 
-def test_every_run_writes_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "proj"
-    (root / "notebooks").mkdir(parents=True)
-    (root / "notebooks" / "pipeline.yaml").write_text(
-        "notebooks:\n  bronze/a: {writes: [bronze.a]}\n  silver/b: {reads: [bronze.a], writes: [silver.b]}\n"
-        "  gold/c: {reads: [silver.b], writes: [gold.c]}\n")
-    for name in ("bronze/a", "silver/b", "gold/c"):
-        path = root / "notebooks" / f"{name}.ipynb"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), str(path))
-    monkeypatch.setenv("RIDELAKE_WAREHOUSE", str(tmp_path / "wh"))
-    monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
-    err = io.StringIO()
-    result = execute(RunRequest(retries=0, jobs=1), fake(root), engine=_NotebookEngine(), out=io.StringIO(),
-                     err=err, live=False)
-    assert result.exit_code == 1  # the report does not change it
-    index = result.run_dir / REPORT_FILE
-    assert f"report: {index}" in err.getvalue()
-    text = index.read_text(encoding="utf-8")
-    assert 'data-key="bronze/a" data-status="succeeded"' in text
-    assert 'data-key="silver/b" data-status="failed"' in text
-    assert 'data-key="gold/c" data-status="skipped"' in text
-    assert text.count('class="edge"') == 2  # from the project's pipeline.yaml
-    assert (result.run_dir / HTML_DIR / "silver" / "b.html").is_file()
-
-
 def _three_notebook_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "proj"
     (root / "notebooks").mkdir(parents=True)
@@ -639,6 +613,22 @@ def _three_notebook_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("RIDELAKE_WAREHOUSE", str(tmp_path / "wh"))
     monkeypatch.delenv("RIDELAKE_CATALOG_URI", raising=False)
     return root
+
+
+def test_every_run_writes_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _three_notebook_project(tmp_path, monkeypatch)
+    err = io.StringIO()
+    result = execute(RunRequest(retries=0, jobs=1), fake(root), engine=_NotebookEngine(), out=io.StringIO(),
+                     err=err, live=False)
+    assert result.exit_code == 1  # the report does not change it
+    index = result.run_dir / REPORT_FILE
+    assert f"report: {index}" in err.getvalue()
+    text = index.read_text(encoding="utf-8")
+    assert 'data-key="bronze/a" data-status="succeeded"' in text
+    assert 'data-key="silver/b" data-status="failed"' in text
+    assert 'data-key="gold/c" data-status="skipped"' in text
+    assert text.count('class="edge"') == 2  # from the project's pipeline.yaml
+    assert (result.run_dir / HTML_DIR / "silver" / "b.html").is_file()
 
 
 def test_pages_are_rendered_while_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

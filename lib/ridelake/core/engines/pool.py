@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from ridelake.core.lock import pid_alive
+
 __all__ = [
     "DEFAULT_IDLE_S",
     "VOLATILE_ENV",
@@ -191,19 +193,22 @@ def _retire(base: Path, keep: Path, identity: list[str]) -> None:
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
+    """The process exists and is not a zombie."""
+    if not pid or not pid_alive(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # not ours
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _info(slot: Path) -> dict[str, Any] | None:
+    """A slot's ``kernel.json`` (pid, connection file), or None."""
+    try:
+        return json.loads((slot / "kernel.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _is_kernel(pid: int, connection_file: str) -> bool:
@@ -233,10 +238,7 @@ class Slot:
 
     def info(self) -> dict[str, Any] | None:
         """``kernel.json`` (pid, connection file), or None."""
-        try:
-            return json.loads((self.folder / "kernel.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        return _info(self.folder)
 
     def usable(self) -> dict[str, Any] | None:
         """The kernel left here, when it can be taken over: alive, the named kernel, not dirty."""
@@ -412,9 +414,8 @@ def pools() -> list[dict[str, Any]]:
             about = {}
         kernels = []
         for slot in _slots(folder):
-            try:
-                info = json.loads((slot / "kernel.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            info = _info(slot)
+            if info is None:
                 continue
             pid = int(info.get("pid") or 0)
             fd = _try_lock(slot)
@@ -444,9 +445,8 @@ def stop_pools(only: Path | None = None, base: Path | None = None) -> int:
         if only is not None and folder != only:
             continue
         for slot in _slots(folder):
-            try:
-                info = json.loads((slot / "kernel.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            info = _info(slot)
+            if info is None:
                 continue
             pid = int(info.get("pid") or 0)
             if _alive(pid) and _is_kernel(pid, _cmd(info)):
