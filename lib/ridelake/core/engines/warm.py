@@ -65,10 +65,6 @@ PAPERMILL_ENGINE = "ridelake-warm"
 #: Warm kernels keep IPython's input history in memory: every cell and every reset would
 #: otherwise be written to the one ``history.sqlite`` the kernels of the user share (and lock).
 KERNEL_ARGS = ("--HistoryManager.hist_file=:memory:",)
-#: papermill writes the executed notebook at every cell's start and end (two full nbformat
-#: writes per cell); on warm kernels it writes it at most this often while the notebook runs, and
-#: always at its end (a long cell still shows its progress in the file).
-SAVE_EVERY_S = 2.0
 _KERNELSIDE = '__import__("ridelake.core.engines.kernelside", fromlist=["_"])'
 T = TypeVar("T")
 
@@ -115,17 +111,20 @@ def notebook_imports(paths: Iterable[Path]) -> list[str]:
     return list(seen)
 
 
-def _every(seconds: float, save: Callable[[], None]) -> Callable[..., None]:
-    """``save``, skipped when the last one is less than ``seconds`` old (see :data:`SAVE_EVERY_S`)."""
-    last = [0.0]
+def _without_saving(nb_man: Any, complete: Callable[..., Any]) -> Callable[..., Any]:
+    """papermill's ``cell_complete`` without its save: the next cell's start saves the notebook
+    with this cell's outputs (the file still shows which cell runs, as the fault suite and a
+    person watching it need), and the notebook's end always saves."""
 
-    def throttled(**_: Any) -> None:
-        now = time.monotonic()
-        if now - last[0] >= seconds:
-            last[0] = now
-            save()
+    def cell_complete(*args: Any, **kwargs: Any) -> Any:
+        save = nb_man.save
+        nb_man.save = lambda **_: None
+        try:
+            return complete(*args, **kwargs)
+        finally:
+            nb_man.save = save
 
-    return throttled
+    return cell_complete
 
 
 def _papermill() -> Any:
@@ -148,12 +147,8 @@ def _papermill() -> Any:
                 stderr_file=kwargs.get("stderr_file"),
             )
             client.kc = kc  # nbclient keeps a kernel it does not own alive, and reuses this client
-            save = nb_man.save
-            nb_man.save = _every(SAVE_EVERY_S, save)
-            try:
-                return client.execute()
-            finally:
-                nb_man.save = save  # papermill's closing save (notebook_complete) always writes
+            nb_man.cell_complete = _without_saving(nb_man, nb_man.cell_complete)
+            return client.execute()
 
     papermill_engines.register(PAPERMILL_ENGINE, WarmNBClientEngine)
     return papermill
