@@ -275,10 +275,10 @@ class Slot:
             pid = int(info.get("pid") or 0)
             if _alive(pid) and _is_kernel(pid, _cmd(info)):
                 _kill_group(pid)
-        for name in ("kernel.json", "dirty", "connection.json", "attach.json"):
+        for name in ("kernel.json", "dirty", "attach.json"):
             (self.folder / name).unlink(missing_ok=True)
-        for sock in self.folder.glob("k-*"):  # the dead kernel's IPC sockets
-            sock.unlink(missing_ok=True)
+        for left in (*self.folder.glob("k-*"), *self.folder.glob("connection-*.json")):  # its sockets, its file
+            left.unlink(missing_ok=True)
 
     def release(self) -> None:
         """Hand the kernel back to the pool: idle from now on, lease dropped."""

@@ -255,8 +255,8 @@ class _Kernel:
         try:
             km_class = kernel_manager_class({}, eng.cwd, self._ipc_dir, self._log, independent=slot is not None)
             self.km = km_class(kernel_name=eng.kernel_name)
-            if slot is not None:
-                self.km.connection_file = str(slot.folder / "connection.json")
+            if slot is not None:  # a name of its own: its command line tells this kernel from an earlier one
+                self.km.connection_file = str(slot.folder / f"connection-{os.urandom(4).hex()}.json")
             _run(self.km.start_kernel(extra_arguments=list(KERNEL_ARGS)))
             self.pid = getattr(self.km.provisioner, "pid", None)
             self._abort_if_closing()
