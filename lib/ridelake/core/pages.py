@@ -61,48 +61,29 @@ class PagesAhead(Listener):
         self.run = run
         self.share = Shareable(root)
         self.root = root
-        self.sent = 0
-        self.done = 0
-        self._answers: list[str] = []
         self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
         try:
+            # the worker's answers (one line a page) go nowhere: the report checks each page itself
             self._proc = subprocess.Popen(
                 [python or sys.executable, "-m", "ridelake.core.pages"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 text=True, encoding="utf-8", bufsize=1, cwd=str(self.folder),
             )
         except OSError:
             self._proc = None  # no worker: the report renders every page at the end
             return
-        self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True,
-                                        name="ridelake-pages")
-        self._reader.start()
         threading.Thread(target=warm_templates, daemon=True, name="ridelake-templates").start()
 
-    def _read(self, stream: IO[str] | None) -> None:
-        if stream is None:
-            return
-        for line in stream:
-            self._answers.append(line.rstrip("\n"))
-            self.done += 1
-
-    def _entry(self, key: str) -> Mapping[str, Any] | None:
-        data = self.run() if callable(self.run) else self.run
-        for nb in data.get("notebooks") or []:
-            if (nb.get("key") or nb.get("name")) == key:
-                return nb
-        return None
 
     def on_finish(self, state: NodeState) -> None:
         """Queue the page of a notebook that ended (succeeded or failed)."""
         if self._proc is None or self._proc.poll() is not None or state.status not in (SUCCEEDED, FAILED):
             return
-        nb = self._entry(state.key)
+        data = self.run() if callable(self.run) else self.run
+        nb = next((n for n in data.get("notebooks") or [] if (n.get("key") or n.get("name")) == state.key), None)
         src = self.folder / output_file(state.key)
         if nb is None or not src.is_file():
             return
-        data = self.run() if callable(self.run) else self.run
         rel = f"{state.key}.html"
         title = page_title(data, state.key)
         nav = page_nav(self.folder, data, nb, self.folder / HTML_DIR / rel, False)
@@ -113,7 +94,6 @@ class PagesAhead(Listener):
             assert self._proc.stdin is not None
             self._proc.stdin.write(json.dumps(job) + "\n")
             self._proc.stdin.flush()
-            self.sent += 1
         except (OSError, ValueError):
             self.close(wait=0)
 
@@ -135,8 +115,6 @@ class PagesAhead(Listener):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if self._reader is not None:
-            self._reader.join(timeout=5)
 
 
 def _render(job: Mapping[str, Any], exporters: dict[bool, Any]) -> None:
