@@ -293,14 +293,13 @@ class Slot:
 
 
 def _kill_group(pid: int) -> None:
-    for sig in (signal.SIGKILL,):
+    try:
+        os.killpg(pid, signal.SIGKILL)  # a kernel leads its own session (and its children)
+    except OSError:
         try:
-            os.killpg(pid, sig)  # a kernel leads its own session (and its children)
+            os.kill(pid, signal.SIGKILL)
         except OSError:
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
+            pass
 
 
 def _try_lock(folder: Path) -> int | None:
