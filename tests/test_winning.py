@@ -150,3 +150,21 @@ def test_the_winner_lookup_is_a_semi_join_on_every_key_column() -> None:
     assert got == [i in set(oracle) for i in range(8)]
     assert got == [True, True, False, True, False, False, False, False]
     assert not any(winning._is_winner(batch, won.slice(0, 0)).to_pylist())
+
+
+def test_fold_merges_geometrically_and_adds_up_every_piece() -> None:
+    """A result that keeps growing is merged when the held partials double it, not on every piece
+    once it passes ``compact_at`` (which would merge the whole result per piece: quadratic)."""
+    import pyarrow as pa
+
+    merges: list[int] = []
+
+    def merge(parts: list[pa.Table]) -> pa.Table:
+        merges.append(sum(p.num_rows for p in parts))
+        return pa.concat_tables(parts)
+
+    pieces = [pa.table({"k": list(range(i * 10, i * 10 + 10))}) for i in range(100)]  # 1,000 distinct keys
+    out = catalog.fold(pieces, lambda t: t, merge, compact_at=25)
+    assert sorted(out.column("k").to_pylist()) == list(range(1000))
+    assert len(merges) <= 8  # 30, 70, 150, 310, 630, then the end (every piece would be 98)
+    assert merges[-1] == 1000

@@ -10,7 +10,8 @@ rendered to PNG after each cell, as the inline backend does, then closed. ``disp
 kernel prints plain text.
 
 Usage: ``python -m ridelake.bench.floor [-p key=value ...]`` in a project (``RIDELAKE_HOME``);
-prints the seconds per notebook as JSON.
+prints the seconds per notebook as JSON, and on stderr each notebook's peak resident memory
+(``VmHWM``, reset before each notebook on Linux), which shows where a run's memory goes.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import argparse
 import io
 import json
 import os
+import sys
 import time
 from typing import Any, Mapping, Sequence
 from ridelake.core.dag import load_pipeline
+from ridelake.core.procmem import peak_mib, reset_peak
 from ridelake.core.protocol import ENV
 from ridelake.core.runner import Stage, params_hash, plan_stage, resolve_params
 from ridelake.tables.adapter import RideBookings
@@ -62,11 +65,12 @@ def _render_figures() -> None:
     plt.close("all")
 
 
-def run(overrides: Mapping[str, Any]) -> dict[str, float]:
+def run(overrides: Mapping[str, Any], log: Any = None) -> dict[str, float]:
     """Run the whole pipeline of the current project in this process.
 
     Args:
         overrides: ``-p`` values, as for ``ridelake run``.
+        log: called with a line per notebook (seconds and peak memory), if given.
 
     Returns:
         Notebook -> seconds.
@@ -87,6 +91,7 @@ def run(overrides: Mapping[str, Any]) -> dict[str, float]:
     seconds: dict[str, float] = {}
     for node in plan_stage(pipe, Stage("floor"), params):
         t0 = time.perf_counter()
+        reset_peak()
         spec = node.spec
         os.environ.clear()
         os.environ.update(base_env)
@@ -101,6 +106,8 @@ def run(overrides: Mapping[str, Any]) -> dict[str, float]:
             exec(compile(source, f"{spec.name}.ipynb", "exec"), namespace)  # noqa: S102 - the notebooks' own code
             _render_figures()
         seconds[node.key] = round(time.perf_counter() - t0, 3)
+        if log is not None:
+            log(f"{node.key:<40} {seconds[node.key]:8.2f} s  peak {peak_mib() or 0:8.0f} MiB")
     os.environ.clear()
     os.environ.update(base_env)
     return seconds
@@ -112,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ridelake.bench.floor", description=__doc__.splitlines()[0])
     parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    print(json.dumps(run(parse_assignments(args.param))))
+    print(json.dumps(run(parse_assignments(args.param), log=lambda line: print(line, file=sys.stderr, flush=True))))
     return 0
 
 

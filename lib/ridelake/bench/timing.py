@@ -5,8 +5,10 @@ CPU is user + system of CMD and everything it waited for, plus the **pooled warm
 command used (:mod:`ridelake.core.engines.pool`): they are not its children once they outlive it,
 so their CPU is read from ``/proc`` before and after (the whole life of a kernel the command
 started, the difference for one it took over). Peak RSS is the largest single process: the
-waited-for tree's ``ru_maxrss`` or a pooled kernel's ``VmHWM`` (reset before the command through
-``/proc/<pid>/clear_refs`` so an earlier command's peak does not count).
+waited-for tree's ``ru_maxrss``, a pooled kernel's ``VmHWM`` (reset before the command through
+``/proc/<pid>/clear_refs`` so an earlier command's peak does not count), or the largest
+``peak_rss_mib`` of a notebook in the run record the command wrote (a warm kernel's peak is
+measured notebook by notebook, which restarts its ``VmHWM``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["pooled_kernels", "kernel_cpu", "kernel_peak_mib", "main"]
+from ridelake.core.procmem import peak_mib, reset_peak
+
+__all__ = ["pooled_kernels", "kernel_cpu", "kernel_peak_mib", "recorded_peak_mib", "main"]
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -49,22 +53,20 @@ def kernel_cpu(pid: int) -> float | None:
 
 def kernel_peak_mib(pid: int) -> float:
     """``VmHWM`` (peak resident set) of a live process, MiB (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
+    return peak_mib(pid) or 0.0
 
 
-def _reset_peak(pid: int) -> None:
+def recorded_peak_mib(since: float, home: str | None) -> float:
+    """The largest notebook ``peak_rss_mib`` in ``<home>/outputs/runs/latest/run.json`` when that
+    record was written after ``since`` (epoch seconds); 0 when there is none."""
+    record = Path(home or ".") / "outputs" / "runs" / "latest" / "run.json"
     try:
-        with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as fh:
-            fh.write("5")
-    except OSError:
-        pass
+        if record.stat().st_mtime < since:
+            return 0.0
+        notebooks = json.loads(record.read_text(encoding="utf-8")).get("notebooks", [])
+    except (OSError, ValueError):
+        return 0.0
+    return max((float(n.get("peak_rss_mib") or 0.0) for n in notebooks), default=0.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = os.environ.get("RIDELAKE_KERNEL_POOL_DIR")
     before = {pid: kernel_cpu(pid) for pid in pooled_kernels(base)}
     for pid in before:
-        _reset_peak(pid)
+        reset_peak(pid)
+    since = time.time()
     t = time.perf_counter()
     rc = subprocess.run(cmd).returncode
     wall = time.perf_counter() - t
@@ -84,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if now is not None:
             cpu += now - (before.get(pid) or 0.0)
             peak = max(peak, kernel_peak_mib(pid))
+    peak = max(peak, recorded_peak_mib(since, os.environ.get("RIDELAKE_HOME")))
     print("@@bench " + json.dumps([wall, cpu, peak, rc]), file=sys.stderr)
     return rc
 

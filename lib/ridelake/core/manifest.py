@@ -115,6 +115,8 @@ class NotebookEntry:
         writes: table -> the snapshot it wrote; ``reads``: table -> the snapshot it read.
         attempt_log: one object per attempt (attempt, status, times, error, output).
         run_reason: why it ran (or ``up-to-date``); ``up_to_date_since``: the run it kept.
+        peak_rss_mib: the kernel's peak resident memory (MiB) during the last attempt, where
+            the engine measures it (warm kernels on Linux); else None.
         notes: what the notebook asked to be told in the run's summary (receipts ``op: note``,
             e.g. the columns of a delivery it ignored).
         extra: fields this version does not know (kept as read).
@@ -140,6 +142,7 @@ class NotebookEntry:
     run_reason: str | None = None
     up_to_date_since: str | None = None
     notes: list[str] = field(default_factory=list)
+    peak_rss_mib: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -557,6 +560,7 @@ class RunRecord(Listener):
             run_reason=entry.get("run_reason"),
             up_to_date_since=entry.get("up_to_date_since") if state.status == UP_TO_DATE else None,
             notes=list(dict.fromkeys(str(r["text"]) for r in receipts if r.get("op") == "note" and r.get("text"))),
+            peak_rss_mib=out.peak_rss_mib if out is not None else None,
         ).to_json()
 
     def save(self) -> None:

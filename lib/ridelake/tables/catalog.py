@@ -46,6 +46,7 @@ __all__ = [
     "read_snapshot",
     "read_batches",
     "month_filter",
+    "fold",
     "aggregate",
     "count_rows",
     "to_arrow",
@@ -361,10 +362,34 @@ def read_batches(identifier: str, columns: Sequence[str] | None = None, row_filt
     snap, scan, cols = _scan(identifier, columns, row_filter)
     rows = 0
     if scan is not None:
-        for batch in scan.to_arrow_batch_reader():
+        for batch in _stream(scan):
             rows += batch.num_rows
             yield _small_strings(batch.select(list(cols)))
     _receipt({"op": "read", "table": identifier, "snapshot_id": snap.snapshot_id if snap else None, "rows": rows})
+
+
+def _stream(scan: Any) -> Iterator[Any]:
+    """A scan's record batches, one data file at a time and each file as it is decoded.
+
+    pyiceberg 0.12's ``to_arrow_batch_reader`` reads every planned file at once on its thread
+    pool and keeps each file's batches until they are taken (at 15M rows, 2 GB for a few
+    columns of one table); this reads the planned files in order with the same per-file reader
+    (projection, row filter, deletes and schema resolution are pyiceberg's own).
+    """
+    import pyarrow as pa  # only where Arrow is used
+    from pyiceberg.io.pyarrow import ArrowScan, _read_all_delete_files, schema_to_pyarrow
+
+    projected = scan.projection()
+    reader = ArrowScan(scan.table_metadata, scan.io, projected, scan.row_filter, scan.case_sensitive, scan.limit)
+    per_file = getattr(reader, "_record_batches_from_scan_tasks_and_deletes", None)
+    target = schema_to_pyarrow(projected)
+    for task in scan.plan_files():
+        if per_file is None:  # another pyiceberg: its public reader, one file per call
+            batches = reader.to_record_batches([task])
+        else:
+            batches = per_file([task], _read_all_delete_files(scan.io, [task]))
+        for batch in batches:
+            yield pa.Table.from_batches([batch]).cast(target).to_batches()[0] if batch.schema != target else batch
 
 
 def _small_strings(data: Any) -> Any:
@@ -396,35 +421,41 @@ def read_table(
     return table.to_pandas(date_as_object=False)
 
 
-def aggregate(identifier: str, columns: Sequence[str], partial: Callable[[Any], Any],
-              merge: Callable[[list[Any]], Any], compact_at: int = 4_000_000, row_filter: Any = None) -> Any:
-    """Aggregate a table batch by batch, in bounded memory: ``partial`` of every record batch
-    (as a ``pyarrow.Table``), added up with ``merge`` whenever the partial results hold more
-    than ``compact_at`` rows, and once at the end.
+def fold(tables: Iterable[Any], partial: Callable[[Any], Any], merge: Callable[[list[Any]], Any],
+         compact_at: int = 4_000_000) -> Any:
+    """Add up ``partial`` of each table, in bounded memory: the partial results are merged with
+    ``merge`` once they hold more than ``compact_at`` rows and twice the rows of the last merge
+    (so each row is merged a logarithmic number of times however large the result), and at the end.
 
     Args:
-        identifier: ``<namespace>.<table>``.
-        columns: the columns ``partial`` needs (only they are read).
-        partial: batch -> partial result (a ``pyarrow.Table``).
+        tables: ``pyarrow.Table`` pieces (e.g. record batches of a scan).
+        partial: piece -> partial result (a ``pyarrow.Table``).
         merge: partial results -> one (same shape).
         compact_at: partial rows held before they are merged.
-        row_filter: a pyiceberg expression.
 
     Returns:
-        The merged result, a ``pyarrow.Table``.
+        The merged result.
     """
-    import pyarrow as pa  # only where Arrow is used
-
     parts: list[Any] = []
-    held = 0
-    for batch in read_batches(identifier, columns, row_filter):
-        part = partial(pa.Table.from_batches([batch]))
+    held = merged = 0
+    for table in tables:
+        part = partial(table)
         parts.append(part)
         held += part.num_rows
-        if held > compact_at:
+        if held > max(compact_at, 2 * merged):
             parts = [merge(parts)]
-            held = parts[0].num_rows
+            held = merged = parts[0].num_rows
     return merge(parts)
+
+
+def aggregate(identifier: str, columns: Sequence[str], partial: Callable[[Any], Any],
+              merge: Callable[[list[Any]], Any], compact_at: int = 4_000_000, row_filter: Any = None) -> Any:
+    """:func:`fold` over a table's record batches (as ``pyarrow.Table``), reading only ``columns``
+    (and the rows of ``row_filter``, a pyiceberg expression)."""
+    import pyarrow as pa  # only where Arrow is used
+
+    return fold((pa.Table.from_batches([b]) for b in read_batches(identifier, columns, row_filter)),
+                partial, merge, compact_at)
 
 
 def count_rows(identifier: str, row_filter: Any = None) -> int:

@@ -242,11 +242,11 @@ class _Months:
     def __init__(self, ensured: tuple[Decided, Path | None]) -> None:
         self.ensured = ensured
         self.month: str | None = None
-        self.table: pa.Table | None = None
+        self.table: _Lookup | None = None
 
-    def __call__(self, month: str) -> pa.Table:
+    def __call__(self, month: str) -> _Lookup:
         if month != self.month:
-            self.month, self.table = month, _keys(month, *self.ensured)
+            self.month, self.table = month, _Lookup(_keys(month, *self.ensured))
         assert self.table is not None
         return self.table
 
@@ -263,44 +263,60 @@ def _winning(batch: pa.Table, months: _Months) -> pa.Table:
     return pa.concat_tables(parts) if parts else batch.slice(0, 0)
 
 
-def _is_winner(part: pa.Table, won: pa.Table) -> pa.Array:
-    """Per row of ``part`` (one month), whether a row of ``won`` has the same key.
+class _Lookup:
+    """The winners of one month, ready to look rows up in: per delivery (file and extraction
+    date) their ``source_row`` sorted (for a binary search) and the ``booking_id`` at each."""
+
+    def __init__(self, won: pa.Table) -> None:
+        self.deliveries: list[tuple[Any, Any, np.ndarray, pa.Array]] = []
+        if not won.num_rows:
+            return
+        files, dates = pc.unique(won["source_file"]), pc.unique(won["extraction_date"])
+        if len(files) == 1 and len(dates) == 1:  # the usual month: one delivery
+            groups = [(files[0].as_py(), dates[0].as_py(), won)]
+        else:
+            pairs = won.select(["source_file", "extraction_date"]).group_by(["source_file", "extraction_date"]).aggregate([])
+            date_type = won["extraction_date"].type
+            groups = [(f, d, won.filter(pc.and_(pc.equal(won["source_file"], f),
+                                                pc.equal(won["extraction_date"], pa.scalar(d, date_type)))))
+                      for f, d in zip(pairs["source_file"].to_pylist(), pairs["extraction_date"].to_pylist())]
+        for source_file, extraction_date, mine in groups:
+            rows = np.asarray(pc.fill_null(mine["source_row"], -1), dtype="int64")
+            order = np.argsort(rows, kind="stable")
+            ids = mine["booking_id"].combine_chunks() if isinstance(mine["booking_id"], pa.ChunkedArray) else mine["booking_id"]
+            self.deliveries.append((source_file, extraction_date, rows[order], ids.take(pa.array(order))))
+
+
+def _is_winner(part: pa.Table, won: "pa.Table | _Lookup") -> pa.Array:
+    """Per row of ``part`` (one month), whether a row of ``won`` (the month's winners, or their
+    :class:`_Lookup`) has the same key.
 
     A bronze row is one line of one delivery: ``(source_file, extraction_date, source_row)`` is
     unique among the winners of a month. So instead of a hash join on five columns (two of them
-    strings), per delivery in the month: the row's ``source_row`` is looked up among the
-    winners' (an int64 set), and the ``booking_id`` found there must be the row's.
+    strings), per delivery in the month: the row's ``source_row`` is searched among the winners'
+    (sorted once per month and scan, not hashed again per batch), and the ``booking_id`` found
+    there must be the row's.
     """
+    lookup = won if isinstance(won, _Lookup) else _Lookup(won)
     mask = np.zeros(part.num_rows, dtype=bool)
-    if not part.num_rows or not won.num_rows:
+    if not part.num_rows or not lookup.deliveries:
         return pa.array(mask)
-    files, dates = pc.unique(won["source_file"]), pc.unique(won["extraction_date"])
-    if len(files) == 1 and len(dates) == 1:  # the usual month: one delivery
-        deliveries = [(files[0].as_py(), dates[0].as_py())]
-    else:
-        pairs = won.select(["source_file", "extraction_date"]).group_by(["source_file", "extraction_date"]).aggregate([])
-        deliveries = list(zip(pairs["source_file"].to_pylist(), pairs["extraction_date"].to_pylist()))
     date_type = part["extraction_date"].type
-    for source_file, extraction_date in deliveries:
+    for source_file, extraction_date, won_rows, won_ids in lookup.deliveries:
         day = pa.scalar(extraction_date, date_type)
         in_part = np.asarray(pc.fill_null(pc.and_(pc.equal(part["source_file"], source_file),
                                                   pc.equal(part["extraction_date"], day)), False))
         rows = np.flatnonzero(in_part)
         if not len(rows):
             continue
-        if len(deliveries) == 1:
-            mine = won
-        else:
-            mine = won.filter(pc.and_(pc.equal(won["source_file"], source_file),
-                                      pc.equal(won["extraction_date"], pa.scalar(extraction_date,
-                                                                                 won["extraction_date"].type))))
         whole = len(rows) == part.num_rows
         source_row = part["source_row"] if whole else pc.take(part["source_row"], rows)
         booking_id = part["booking_id"] if whole else pc.take(part["booking_id"], rows)
-        at = pc.index_in(source_row, value_set=mine["source_row"].cast(source_row.type))
-        same = pc.equal(booking_id, pc.take(mine["booking_id"].cast(booking_id.type), pc.fill_null(at, 0)))
-        hit = np.asarray(pc.fill_null(pc.and_(pc.is_valid(at), same), False))
-        mask[rows[hit]] = True
+        wanted = np.asarray(pc.fill_null(source_row, -2), dtype="int64")  # a null row number matches nothing
+        at = np.minimum(np.searchsorted(won_rows, wanted), len(won_rows) - 1)
+        found = won_rows[at] == wanted
+        same = np.asarray(pc.fill_null(pc.equal(booking_id, won_ids.take(pa.array(at)).cast(booking_id.type)), False))
+        mask[rows[found & same]] = True
     return pa.array(mask)
 
 
@@ -365,16 +381,9 @@ def customer_totals(compact_at: int = 4_000_000) -> pd.DataFrame:
         ``customer_id``, ``first_seen_date``, ``last_seen_date``, ``total_bookings``.
     """
     months: _Months = _Months(_ensure())
-    parts: list[pa.Table] = []
-    held = 0
-    for batch in _batches("bronze.customer", ["customer_id", "booking_date"], None):
-        part = silver.customer_partials(_winning(batch, months))
-        parts.append(part)
-        held += part.num_rows
-        if held > compact_at:
-            parts = [silver.merge_customer_partials(parts)]
-            held = parts[0].num_rows
-    return silver.merge_customer_partials(parts).to_pandas(date_as_object=False)
+    winners = (_winning(batch, months) for batch in _batches("bronze.customer", ["customer_id", "booking_date"], None))
+    totals = catalog.fold(winners, silver.customer_partials, silver.merge_customer_partials, compact_at)
+    return totals.to_pandas(date_as_object=False)
 
 
 def other_months(table: str, columns: Sequence[str], month: str | None) -> pd.DataFrame:

@@ -96,6 +96,7 @@ class Outcome:
             kept notebook afterwards, does not).
         receipts: the records the notebook appended to the receipt file.
         retryable: False when another attempt cannot help (see :data:`FINAL_ERRORS`).
+        peak_rss_mib: the kernel's peak resident memory during the attempt (None: not measured).
     """
 
     ok: bool
@@ -105,6 +106,7 @@ class Outcome:
     error_cell: int | None = None
     receipts: list[dict[str, Any]] = field(default_factory=list)
     retryable: bool = True
+    peak_rss_mib: float | None = None
 
     @property
     def duration_s(self) -> float:

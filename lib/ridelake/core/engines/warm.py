@@ -53,6 +53,7 @@ from ridelake.core.engines.base import (
     stamp_notebook,
 )
 from ridelake.core.engines.pool import AttachedKernelManager, PoolSpec, Slot, lease
+from ridelake.core.procmem import peak_mib, reset_peak
 from ridelake.errors import ExecutionError
 
 __all__ = ["DEFAULT_PRELOAD", "PAPERMILL_ENGINE", "KernelProblem", "WarmEngine", "notebook_imports"]
@@ -411,6 +412,7 @@ class _Kernel:
         broken: str | None = None
         self.notebooks += 1
         self.running = True
+        measured = self.pid is not None and reset_peak(self.pid)
         try:
             _papermill().execute_notebook(
                 str(task.input_path),
@@ -431,6 +433,7 @@ class _Kernel:
                 broken = error
         finally:
             self.running = False
+        peak = peak_mib(self.pid) if measured and self.pid is not None else None
         if broken is None:
             try:
                 self._call("reset()", eng.call_timeout)
@@ -443,7 +446,7 @@ class _Kernel:
         if broken is not None:
             self._note(task, f"kernel {self.index}.{self.started} replaced: {broken}")
             self._kill()
-        return self._finish(task, started, error, cell, retryable)
+        return self._finish(task, started, error, cell, retryable, peak)
 
     def _note(self, task: Task, line: str) -> None:
         if task.log_path is not None:
@@ -451,9 +454,10 @@ class _Kernel:
                 fh.write(f"[ridelake] {line}\n")
 
     def _finish(self, task: Task, started: float, error: str | None, cell: int | None,
-                retryable: bool) -> Outcome:
+                retryable: bool, peak: float | None = None) -> Outcome:
         stamp_notebook(task, error)
-        return Outcome(error is None, started, time.time(), error, cell, read_receipts(task.receipt_path), retryable)
+        return Outcome(error is None, started, time.time(), error, cell, read_receipts(task.receipt_path), retryable,
+                       None if peak is None else round(peak, 1))
 
     # -- from any thread ---------------------------------------------------------------------------
 

@@ -208,13 +208,14 @@ def customer_analytics_from_totals(
         "values": pd.to_numeric(totals["values"]).to_numpy(dtype="int64"),
         "first_booking_date": as_day(totals["first_booking_date"]).to_numpy(),
         "last_booking_date": as_day(totals["last_booking_date"]).to_numpy(),
-    }, index=pd.Index(totals["customer_id"].astype("str").to_numpy(), name="customer_id"))
+    }, index=pd.Index(totals["customer_id"].astype("str"), name="customer_id"))
     agg["total_spent"] = agg["total_spent"].where(agg["values"] > 0, 0.0)
     agg["avg_booking_value"] = (agg["total_spent"] / agg["values"].where(agg["values"] > 0)).astype("float64")
-    base = pd.DataFrame({
-        "customer_id": customer["customer_id"].astype("str").to_numpy(),
-        "first_seen_date": as_day(customer["first_seen_date"]).to_numpy(),
-        "last_seen_date": as_day(customer["last_seen_date"]).to_numpy(),
+    customer = customer.reset_index(drop=True)
+    base = pd.DataFrame({  # Series, not .to_numpy(): a str column as NumPy is one Python object per row
+        "customer_id": customer["customer_id"].astype("str"),
+        "first_seen_date": as_day(customer["first_seen_date"]),
+        "last_seen_date": as_day(customer["last_seen_date"]),
     })
     out = base.join(agg.drop(columns="values"), on="customer_id", how="left")
     out["total_bookings"] = out["total_bookings"].fillna(0).astype("int64")

@@ -471,11 +471,12 @@ def build_customer_totals(totals: pd.DataFrame, existing: pd.DataFrame | None, n
     """
     now = utc_now(now)
     prior = existing_or_empty(existing, "silver.customer")
-    agg = pd.DataFrame({
-        "customer_id": totals["customer_id"].astype("str").to_numpy(),
-        "first_seen_date": as_day(totals["first_seen_date"]).to_numpy(),
-        "last_seen_date": as_day(totals["last_seen_date"]).to_numpy(),
-        "total_bookings": pd.to_numeric(totals["total_bookings"]).astype("int64").to_numpy(),
+    totals = totals.reset_index(drop=True)
+    agg = pd.DataFrame({  # Series, not .to_numpy(): a str column as NumPy is one Python object per row
+        "customer_id": totals["customer_id"].astype("str"),
+        "first_seen_date": as_day(totals["first_seen_date"]),
+        "last_seen_date": as_day(totals["last_seen_date"]),
+        "total_bookings": pd.to_numeric(totals["total_bookings"]).astype("int64"),
     })
     out = with_audit(agg, prior, ["customer_id"], now)
     return conform(out, "silver.customer").sort_values("customer_id", kind="stable").reset_index(drop=True)
