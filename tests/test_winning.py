@@ -101,6 +101,17 @@ def test_projected_and_filtered_reads_return_the_rows_of_a_full_read(loaded):
         assert sorted(arrow["source_row"].to_pylist()) == sorted(want["source_row"])
         streamed = [b for b in catalog.read_batches("bronze.booking", ["source_row"], flt)]
         assert sum(b.num_rows for b in streamed) == len(want)
+    # file by file (read_batches) and pyiceberg's own reader (read_arrow): the same rows and types,
+    # with a filter on a column that is not the partition (applied row by row in each file)
+    import pyarrow as pa
+    from pyiceberg.expressions import GreaterThan
+
+    for flt in (None, GreaterThan("source_row", 700)):
+        whole = catalog.read_arrow("bronze.booking", row_filter=flt)
+        streamed = pa.Table.from_batches(list(catalog.read_batches("bronze.booking", row_filter=flt)))
+        assert streamed.schema == whole.schema and streamed.num_rows == whole.num_rows > 0
+        order = [(c, "ascending") for c in ("source_file", "extraction_date", "source_row")]
+        assert streamed.sort_by(order).equals(whole.sort_by(order))
     values = catalog.read_table("bronze.booking", columns=["booking_value", "booking_id"])
     assert list(values.columns) == ["booking_value", "booking_id"]
     pd.testing.assert_frame_equal(_sorted(values, ["booking_id", "booking_value"]),
@@ -168,3 +179,41 @@ def test_fold_merges_geometrically_and_adds_up_every_piece() -> None:
     assert sorted(out.column("k").to_pylist()) == list(range(1000))
     assert len(merges) <= 8  # 30, 70, 150, 310, 630, then the end (every piece would be 98)
     assert merges[-1] == 1000
+
+
+def test_a_keyed_fold_merges_bucket_by_bucket_to_the_same_totals() -> None:
+    """Split by the key's bucket, merged bucket by bucket: the same totals as one whole merge,
+    with null and empty keys, ids of any length and pieces that spread a key over many buckets'
+    merges."""
+    import numpy as np
+    import pyarrow as pa
+
+    from ridelake.tables.transforms import gold
+
+    rng = np.random.default_rng(3)
+    ids = [f"CID{n}" for n in rng.integers(0, 60, 400)] + [None, "", "x", "CID7"] * 5
+    rng.shuffle(ids)
+    rows = pa.table({"customer_id": pa.array(ids, pa.string()),
+                     "booking_value": pa.array(rng.integers(1, 500, len(ids)).astype(float)),
+                     "booking_date": pa.array(rng.integers(19_700, 19_900, len(ids)).astype("int32")).cast(pa.date32())})
+    pieces = [rows.slice(i, 37) for i in range(0, rows.num_rows, 37)]
+    whole = gold.merge_customer_partials([gold.customer_partials(rows)]).to_pandas()
+    keyed = catalog.fold(pieces, gold.customer_partials, gold.merge_customer_partials, compact_at=8,
+                         key="customer_id", buckets=4).to_pandas()
+    assert keyed["customer_id"].isna().sum() == 1 and len(keyed) == len(whole)
+    pd.testing.assert_frame_equal(_sorted(keyed, ["customer_id"]), _sorted(whole, ["customer_id"]))
+
+
+def test_bucket_of_gives_equal_values_equal_buckets() -> None:
+    import pyarrow as pa
+
+    values = ["CID1234", "CID1234", "ab", "", None, "CID1235"]
+    for typ in (pa.string(), pa.large_string()):
+        arr = pa.chunked_array([pa.array(values[:3], typ), pa.array(values[3:], typ)])
+        got = catalog.bucket_of(arr, 8).tolist()
+        assert got[0] == got[1] and got[4] == 0 and all(0 <= b < 8 for b in got)
+        assert got == catalog.bucket_of(pa.array(values, typ).slice(0), 8).tolist()
+    assert catalog.bucket_of(pa.array(values[:2] + ["zzz"], pa.string()).slice(1), 8).tolist()[0] == got[0]
+    assert catalog.bucket_of(pa.array([5, 13, None, -3]), 8).tolist() == [5, 5, 0, 5]
+    with pytest.raises(TypeError):
+        catalog.bucket_of(pa.array([1.5]), 8)

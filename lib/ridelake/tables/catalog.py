@@ -46,6 +46,8 @@ __all__ = [
     "read_snapshot",
     "read_batches",
     "month_filter",
+    "FOLD_BUCKETS",
+    "bucket_of",
     "fold",
     "aggregate",
     "count_rows",
@@ -421,41 +423,110 @@ def read_table(
     return table.to_pandas(date_as_object=False)
 
 
+#: Buckets a keyed :func:`fold` splits its partial results into: a merge then groups one bucket's
+#: keys at a time (an eighth of the hash table a whole merge would build).
+FOLD_BUCKETS = 8
+
+
+def bucket_of(values: Any, buckets: int) -> Any:
+    """A bucket number (``0 .. buckets-1``, NumPy ``int64``) per value of an Arrow string or
+    integer array: equal values get equal buckets (strings by their last three bytes, which
+    spreads ids that end in digits); nulls go to bucket 0.
+
+    Raises:
+        TypeError: another type.
+    """
+    import numpy as np  # only where Arrow is used
+    import pyarrow as pa  # only where Arrow is used
+    import pyarrow.compute as pc  # only where Arrow is used
+
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_integer(arr.type):
+        out = np.asarray(pc.fill_null(arr, 0).cast(pa.int64())) % buckets
+    elif pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+        offsets = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
+        raw = arr.buffers()[2]
+        data = np.frombuffer(raw, dtype=np.uint8) if raw is not None and raw.size else np.zeros(1, np.uint8)
+        ends, lengths = offsets[1:], offsets[1:] - offsets[:-1]
+        h = np.zeros(len(arr), dtype=np.int64)
+        for back in (1, 2, 3):
+            h = h * 31 + np.where(lengths >= back, data[np.maximum(ends - back, 0)], 0)
+        out = h % buckets
+    else:
+        raise TypeError(f"bucket_of: {arr.type} keys are not supported")
+    if arr.null_count:
+        out[np.asarray(arr.is_null())] = 0
+    return out
+
+
+class _Folding:
+    """Partial results of one bucket waiting to be merged (see :func:`fold`)."""
+
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+        self.held = self.merged = 0
+
+    def add(self, part: Any, merge: Callable[[list[Any]], Any], compact_at: int) -> None:
+        self.parts.append(part)
+        self.held += part.num_rows
+        if self.held > max(compact_at, 2 * self.merged):
+            self.parts = [merge(self.parts)]
+            self.held = self.merged = self.parts[0].num_rows
+
+
 def fold(tables: Iterable[Any], partial: Callable[[Any], Any], merge: Callable[[list[Any]], Any],
-         compact_at: int = 4_000_000) -> Any:
+         compact_at: int = 4_000_000, key: str | None = None, buckets: int = FOLD_BUCKETS) -> Any:
     """Add up ``partial`` of each table, in bounded memory: the partial results are merged with
     ``merge`` once they hold more than ``compact_at`` rows and twice the rows of the last merge
     (so each row is merged a logarithmic number of times however large the result), and at the end.
+    With a ``key`` (a column of the partial results that ``merge`` groups by), each partial
+    result is split into ``buckets`` by :func:`bucket_of` its key and each bucket is merged on
+    its own: the result is the buckets' results one after another.
 
     Args:
         tables: ``pyarrow.Table`` pieces (e.g. record batches of a scan).
         partial: piece -> partial result (a ``pyarrow.Table``).
         merge: partial results -> one (same shape).
         compact_at: partial rows held before they are merged.
+        key: the grouping column, to merge bucket by bucket.
+        buckets: how many buckets, with a key.
 
     Returns:
         The merged result.
     """
-    parts: list[Any] = []
-    held = merged = 0
+    import numpy as np  # only where Arrow is used
+    import pyarrow as pa  # only where Arrow is used
+
+    if key is None or buckets <= 1:
+        whole = _Folding()
+        for table in tables:
+            whole.add(partial(table), merge, compact_at)
+        return merge(whole.parts)
+    states = [_Folding() for _ in range(buckets)]
     for table in tables:
         part = partial(table)
-        parts.append(part)
-        held += part.num_rows
-        if held > max(compact_at, 2 * merged):
-            parts = [merge(parts)]
-            held = merged = parts[0].num_rows
-    return merge(parts)
+        which = bucket_of(part[key], buckets)
+        counts = np.bincount(which, minlength=buckets)
+        ordered = part.take(pa.array(np.argsort(which, kind="stable")))
+        start = 0
+        for state, count in zip(states, counts.tolist()):
+            if count:
+                state.add(ordered.slice(start, count), merge, max(1, compact_at // buckets))
+            start += count
+    results = [merge(state.parts) for state in states if state.parts]
+    return pa.concat_tables(results) if results else merge([])
 
 
 def aggregate(identifier: str, columns: Sequence[str], partial: Callable[[Any], Any],
-              merge: Callable[[list[Any]], Any], compact_at: int = 4_000_000, row_filter: Any = None) -> Any:
+              merge: Callable[[list[Any]], Any], compact_at: int = 4_000_000, row_filter: Any = None,
+              key: str | None = None) -> Any:
     """:func:`fold` over a table's record batches (as ``pyarrow.Table``), reading only ``columns``
-    (and the rows of ``row_filter``, a pyiceberg expression)."""
+    (and the rows of ``row_filter``, a pyiceberg expression), bucket by bucket of ``key`` if given."""
     import pyarrow as pa  # only where Arrow is used
 
     return fold((pa.Table.from_batches([b]) for b in read_batches(identifier, columns, row_filter)),
-                partial, merge, compact_at)
+                partial, merge, compact_at, key)
 
 
 def count_rows(identifier: str, row_filter: Any = None) -> int:

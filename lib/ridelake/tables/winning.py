@@ -382,7 +382,7 @@ def customer_totals(compact_at: int = 4_000_000) -> pd.DataFrame:
     """
     months: _Months = _Months(_ensure())
     winners = (_winning(batch, months) for batch in _batches("bronze.customer", ["customer_id", "booking_date"], None))
-    totals = catalog.fold(winners, silver.customer_partials, silver.merge_customer_partials, compact_at)
+    totals = catalog.fold(winners, silver.customer_partials, silver.merge_customer_partials, compact_at, key="customer_id")
     return totals.to_pandas(date_as_object=False)
 
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ridelake.tables.schemas import table_spec
 # the audit columns and the clock are the silver helpers' (one definition; gold re-exports utc_now
@@ -202,26 +204,31 @@ def customer_analytics_from_totals(
     ident = "gold.customer_analytics"
     now = utc_now(now)
     prior = existing_or_empty(existing, ident)
-    agg = pd.DataFrame({
-        "total_bookings": pd.to_numeric(totals["total_bookings"]).to_numpy(dtype="int64"),
-        "total_spent": pd.to_numeric(totals["total_spent"]).to_numpy(dtype="float64"),
-        "values": pd.to_numeric(totals["values"]).to_numpy(dtype="int64"),
-        "first_booking_date": as_day(totals["first_booking_date"]).to_numpy(),
-        "last_booking_date": as_day(totals["last_booking_date"]).to_numpy(),
-    }, index=pd.Index(totals["customer_id"].astype("str"), name="customer_id"))
-    agg["total_spent"] = agg["total_spent"].where(agg["values"] > 0, 0.0)
-    agg["avg_booking_value"] = (agg["total_spent"] / agg["values"].where(agg["values"] > 0)).astype("float64")
     customer = customer.reset_index(drop=True)
-    base = pd.DataFrame({  # Series, not .to_numpy(): a str column as NumPy is one Python object per row
+    out = pd.DataFrame({  # Series, not .to_numpy(): a str column as NumPy is one Python object per row
         "customer_id": customer["customer_id"].astype("str"),
         "first_seen_date": as_day(customer["first_seen_date"]),
         "last_seen_date": as_day(customer["last_seen_date"]),
     })
-    out = base.join(agg.drop(columns="values"), on="customer_id", how="left")
-    out["total_bookings"] = out["total_bookings"].fillna(0).astype("int64")
-    out["total_spent"] = out["total_spent"].fillna(0.0)
-    out["first_booking_date"] = out["first_booking_date"].fillna(out["first_seen_date"])
-    out["last_booking_date"] = out["last_booking_date"].fillna(out["last_seen_date"])
+    # each customer's totals row (one per customer): a hash lookup, not a join of two string columns
+    ids = pa.array(out["customer_id"], from_pandas=True)
+    have = pa.array(totals["customer_id"].astype("str"), from_pandas=True)
+    at = pc.fill_null(pc.index_in(ids, value_set=have), -1).to_numpy(zero_copy_only=False).astype("int64")
+    found = at >= 0
+    at = np.where(found, at, 0)
+
+    def column(name: str, dtype: str) -> np.ndarray:
+        return pd.to_numeric(totals[name]).to_numpy(dtype=dtype)[at] if len(totals) else np.zeros(len(at), dtype)
+
+    values = np.where(found, column("values", "int64"), 0)
+    spent = np.where(found & (values > 0), column("total_spent", "float64"), 0.0)
+    out["total_bookings"] = np.where(found, column("total_bookings", "int64"), 0)
+    out["total_spent"] = spent
+    out["avg_booking_value"] = np.where(values > 0, spent / np.maximum(values, 1), np.nan)
+    for name, seen in (("first_booking_date", "first_seen_date"), ("last_booking_date", "last_seen_date")):
+        days = as_day(totals[name]).to_numpy() if len(totals) else np.full(1, np.datetime64("NaT"), "datetime64[us]")
+        got = days[at]
+        out[name] = np.where(found & ~np.isnat(got), got, out[seen].to_numpy())
     out["lifetime_days"] = (out["last_booking_date"] - out["first_booking_date"]).dt.days.astype("int32")
     return _finish(with_audit(out, prior, ["customer_id"], now), ident)
 

@@ -217,8 +217,10 @@ def _earliest_by_key(wanted: pd.Series, keys: pd.Series, created: pd.Series) -> 
         have = have.combine_chunks()
     stamps = created.to_numpy(dtype="datetime64[us]").astype("int64")
     first = pc.index_in(have, value_set=have).to_numpy(zero_copy_only=False)  # a repeated key: its first row
-    earliest = stamps.copy()
-    np.minimum.at(earliest, first, stamps)
+    earliest = stamps
+    if not np.array_equal(first, np.arange(len(first))):  # some key repeats: its earliest stamp
+        earliest = stamps.copy()
+        np.minimum.at(earliest, first, stamps)
     where = pc.index_in(pa.array(wanted, from_pandas=True), value_set=have)
     found = ~np.asarray(pc.is_null(where).to_numpy(zero_copy_only=False), dtype=bool)
     out = np.full(len(wanted), np.datetime64("NaT"), dtype="datetime64[us]")
@@ -227,7 +229,7 @@ def _earliest_by_key(wanted: pd.Series, keys: pd.Series, created: pd.Series) -> 
 
 
 def with_audit(frame: pd.DataFrame, existing: pd.DataFrame, on: list[str], now: pd.Timestamp) -> pd.DataFrame:
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the new columns never reach ``frame``
     out["created_at"] = _created_at(frame, existing, on, now)
     out["updated_at"] = pd.Series(now, index=frame.index, dtype=_TS)
     return out
