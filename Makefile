@@ -118,7 +118,7 @@ test: $(STAMP) ## run the whole test suite (installs everything it needs), after
 	@$(VENV)/bin/lint-imports --no-cache
 	@$(PY) -m pytest $(TESTS) $(ARGS)
 
-bench: $(STAMP) ## pipeline (warm and fresh kernels) beside its engine floor and DuckDB [BENCH_SIZES=150000,1500000 BENCH_RUNS=3]
+bench: $(STAMP) ## pipeline (warm and fresh kernels) beside its engine floor and DuckDB [BENCH_SIZES=150000,1500000 BENCH_RUNS=3 BENCH_SKIP=fresh]
 	@$(PY) -m ridelake.bench $(ARGS)
 
 reliability: $(STAMP) ## fault suite: every scenario of issue 12 on a throw-away copy, one table, exit 1 on a failure [RELIABILITY_ROWS=3000 ARGS="--kills N --quick --only RE"]

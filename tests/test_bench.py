@@ -70,3 +70,22 @@ def test_pooled_kernels_cpu_and_peak_are_read_from_proc(tmp_path: Path) -> None:
     (slot / "kernel.json").write_text(json.dumps({"pid": os.getpid(), "connection_file": "x"}))
     assert timing.pooled_kernels(str(tmp_path)) == [os.getpid()]
     assert timing.pooled_kernels(None) == []
+
+
+def test_a_skipped_contender_leaves_its_targets_not_measured_and_the_table_says_so() -> None:
+    from ridelake.bench import _metrics
+
+    run = {"wall_s": 10.0, "cpu_s": 9.0, "rss_mib": 800.0}
+    size = {"rows": 15_000_000, "jobs": 2, "warm": run, "warm_first": run, "duckdb": dict(run, wall_s=4.0),
+            "second_run": run, "rerun": run}  # fresh and floor skipped
+    metrics = _metrics(size)
+    assert metrics["warm_over_duckdb"] == 2.5 and "floor_over_duckdb" not in metrics and "fresh_s" not in metrics
+    size["metrics"] = metrics
+    results = {"machine": {"cores": 2, "load_at_start": [0.1]}, "sizes": [size],
+               "checks": evaluate({"sizes": [size]}, (Target("floor_over_duckdb", 3.0, 15_000_000, "floor"),
+                                                      Target("warm_rss_mib", 3072.0, 15_000_000, "rss")))}
+    assert [c["status"] for c in results["checks"]] == ["not measured", "met"]
+    text = render(results)
+    assert "(skipped)" in text and "DuckDB reference" in text
+    with pytest.raises(SystemExit):
+        main(["--skip", "warm"])  # only fresh and floor can be left out

@@ -257,3 +257,20 @@ def test_the_pipeline_gives_the_same_tables_in_both_modes(tmp_path: Path) -> Non
     assert sum(len(f) for f in warm.values()) > 1500
     for name in warm:
         pd.testing.assert_frame_equal(warm[name], fresh[name], obj=name)
+
+
+def test_a_kernel_holding_too_much_memory_after_a_notebook_is_replaced(tmp_path: Path) -> None:
+    """Past ``max_rss_mib`` resident after its reset, the kernel is replaced before the next
+    notebook (each notebook's peak is in its outcome); under it, the same kernel goes on."""
+    write_notebook(tmp_path / "pid.ipynb", None, body="import os\nprint(os.getpid())")
+    engine = WarmEngine(1, max_rss_mib=1)  # every kernel holds more than 1 MiB
+    try:
+        first = engine.execute(_task(tmp_path, "pid", 0))
+        second = engine.execute(_task(tmp_path, "pid", 1))
+        assert first.ok and second.ok, (first.error, second.error)
+        pids = [_read(tmp_path / "out" / f"pid.{i}.ipynb")["cells"][-1]["outputs"][0]["text"] for i in (0, 1)]
+        assert pids[0] != pids[1]
+        assert "held" in (tmp_path / "out" / "pid.0.log").read_text()
+        assert first.peak_rss_mib is not None and first.peak_rss_mib > 1
+    finally:
+        engine.close()

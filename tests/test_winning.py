@@ -30,7 +30,10 @@ def _sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return frame.sort_values(by, kind="stable").reset_index(drop=True)
 
 
-def test_winning_rows_agree_with_the_rule_on_the_whole_table(loaded):
+@pytest.mark.parametrize("decide_rows", [2_000_000, 97], ids=["at-once", "in-buckets"])
+def test_winning_rows_agree_with_the_rule_on_the_whole_table(loaded, monkeypatch, decide_rows):
+    """Decided at once or in buckets of booking ids (a repeated id always in one bucket)."""
+    monkeypatch.setattr(winning, "DECIDE_ROWS", decide_rows)
     keys = catalog.read_table("bronze.booking", columns=KEY)
     for table in ("bronze.booking", "bronze.ride", "bronze.location", "bronze.cancelled_ride"):
         whole = catalog.read_table(table)

@@ -24,7 +24,11 @@ Everything runs in a throw-away copy of the project (``RIDELAKE_HOME``) and ware
 (and a timestamped copy) and a chart ``outputs/bench/latest.png``; the exit status is 1 when a
 measured target is missed (:data:`TARGETS`, evaluated by :func:`evaluate`).
 
-Usage: ``python -m ridelake.bench [--sizes 150000] [--runs 3] [--jobs 2] [--generator-rows N]``.
+``--skip fresh`` (``BENCH_SKIP=fresh``) leaves the fresh-kernel contender out (at 15M rows it is
+the longest and no target names it); ``floor`` can be skipped too, and a target on a skipped
+contender is reported ``not measured``.
+
+Usage: ``python -m ridelake.bench [--sizes 150000] [--runs 3] [--jobs 2] [--generator-rows N] [--skip fresh]``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ridelake.core.engines.pool import stop_pools
 from ridelake.core.project import project_root
 
-__all__ = ["Target", "TARGETS", "Measurement", "evaluate", "measure", "run_benchmarks", "render", "chart", "main"]
+__all__ = ["Target", "TARGETS", "SKIPPABLE", "Measurement", "evaluate", "measure", "run_benchmarks", "render", "chart", "main"]
 
 MIB = 1024 * 1024
 
@@ -147,8 +151,13 @@ def _env(project: Path, warehouse: Path) -> dict[str, str]:
     return env
 
 
-def _size(root: Path, rows: int, runs: int, jobs: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Every measurement at one size, in a throw-away project."""
+#: Contenders ``--skip`` may leave out (the pipeline and DuckDB are what the targets compare).
+SKIPPABLE = ("fresh", "floor")
+
+
+def _size(root: Path, rows: int, runs: int, jobs: int, log: Callable[[str], None],
+          skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Every measurement at one size, in a throw-away project (``skip``: contenders left out)."""
     py = sys.executable
     with tempfile.TemporaryDirectory(prefix=f"ridelake-bench-{rows}-") as tmp:
         work = Path(tmp)
@@ -167,6 +176,8 @@ def _size(root: Path, rows: int, runs: int, jobs: int, log: Callable[[str], None
             "duckdb": ([py, "-m", "ridelake.bench.reference", str(csv), str(work / "parquet"),
                         "--extraction-date", "2024-12-31"], work / "wh-duckdb"),
         }
+        for name in skip:
+            contenders.pop(name, None)
         taken: dict[str, list[Measurement]] = {name: [] for name in contenders}
         # the first command on a warehouse finds no pooled kernel: start-up and imports included
         first = measure(contenders["warm"][0], _env(project, contenders["warm"][1]), project)
@@ -201,17 +212,23 @@ def _size(root: Path, rows: int, runs: int, jobs: int, log: Callable[[str], None
 
 def _metrics(size: Mapping[str, Any]) -> dict[str, float]:
     """The numbers the targets name, from one size's measurements."""
-    w, f, fl, d = (size[k]["wall_s"] for k in ("warm", "fresh", "floor", "duckdb"))
-    return {
+    w, f, fl, d = (size[k]["wall_s"] if k in size else None for k in ("warm", "fresh", "floor", "duckdb"))
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round(a / b, 3)
+
+    out = {
         "warm_s": w, "fresh_s": f, "floor_s": fl, "duckdb_s": d,
-        "warm_over_floor": round(w / fl, 3), "fresh_over_floor": round(f / fl, 3),
-        "warm_over_duckdb": round(w / d, 3), "floor_over_duckdb": round(fl / d, 3),
-        "fresh_over_warm": round(f / w, 3),
-        "warm_rss_mib": size["warm"]["rss_mib"], "floor_rss_mib": size["floor"]["rss_mib"],
+        "warm_over_floor": ratio(w, fl), "fresh_over_floor": ratio(f, fl),
+        "warm_over_duckdb": ratio(w, d), "floor_over_duckdb": ratio(fl, d),
+        "fresh_over_warm": ratio(f, w),
+        "warm_rss_mib": size["warm"]["rss_mib"], "floor_rss_mib": size["floor"]["rss_mib"] if fl is not None else None,
+        "duckdb_rss_mib": size["duckdb"]["rss_mib"],
         "rerun_s": size["rerun"]["wall_s"], "second_run_s": size["second_run"]["wall_s"],
         "warm_first_s": size["warm_first"]["wall_s"],
-        "warm_first_over_floor": round(size["warm_first"]["wall_s"] / fl, 3),
+        "warm_first_over_floor": ratio(size["warm_first"]["wall_s"], fl),
     }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _generator(rows: int) -> dict[str, float]:
@@ -257,7 +274,7 @@ def evaluate(results: Mapping[str, Any], targets: Sequence[Target] = TARGETS) ->
 
 
 def run_benchmarks(sizes: Sequence[int], runs: int = 3, jobs: int = 2, generator_rows: int = 1_500_000,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   log: Callable[[str], None] = print, skip: Sequence[str] = ()) -> dict[str, Any]:
     """Run every benchmark.
 
     Args:
@@ -266,6 +283,7 @@ def run_benchmarks(sizes: Sequence[int], runs: int = 3, jobs: int = 2, generator
         jobs: ``-j`` of the pipelines.
         generator_rows: rows for the generator's own benchmark (0: skip it).
         log: where progress lines go.
+        skip: contenders to leave out (of :data:`SKIPPABLE`).
 
     Returns:
         The results: machine, sizes (measurements, medians, metrics), generator, checks.
@@ -277,9 +295,10 @@ def run_benchmarks(sizes: Sequence[int], runs: int = 3, jobs: int = 2, generator
         "machine": {"cores": os.cpu_count(), "load_at_start": list(os.getloadavg()), "python": sys.version.split()[0],
                     "platform": sys.platform},
         "sizes": [],
+        "skipped": list(skip),
     }
     for rows in sizes:
-        results["sizes"].append(_size(root, rows, runs, jobs, log))
+        results["sizes"].append(_size(root, rows, runs, jobs, log, skip))
     if generator_rows:
         results["generator"] = _generator(generator_rows)
     results["machine"]["load_at_end"] = list(os.getloadavg())
@@ -296,9 +315,13 @@ def render(results: Mapping[str, Any]) -> str:
         for key, label in (("warm", f"pipeline warm -j {s['jobs']}"), ("warm_first", "  first (no pool yet)"),
                            ("fresh", f"pipeline fresh -j {s['jobs']}"), ("floor", "engine floor"),
                            ("duckdb", "DuckDB reference")):
+            if key not in s:
+                lines.append(f"{s['rows']:>11,}  {label:<22}{'(skipped)':>9}")
+                continue
             d = s[key]
+            over_floor = f"{d['wall_s'] / m['floor_s']:>9.2f}" if "floor_s" in m else f"{'-':>9}"
             lines.append(f"{s['rows']:>11,}  {label:<22}{d['wall_s']:>9.2f}{d['cpu_s']:>9.2f}{d['rss_mib']:>14.0f}"
-                         f"{d['wall_s'] / m['floor_s']:>9.2f}{d['wall_s'] / m['duckdb_s']:>10.2f}")
+                         f"{over_floor}{d['wall_s'] / m['duckdb_s']:>10.2f}")
         lines.append(f"{s['rows']:>11,}  {'second run':<22}{s['second_run']['wall_s']:>9.2f}{s['second_run']['cpu_s']:>9.2f}"
                      f"{s['second_run']['rss_mib']:>14.0f}")
         lines.append(f"{s['rows']:>11,}  {'one-notebook rerun':<22}{s['rerun']['wall_s']:>9.2f}{s['rerun']['cpu_s']:>9.2f}"
@@ -326,13 +349,16 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
     keys = [("warm", "pipeline, warm kernels"), ("fresh", "pipeline, fresh kernels"), ("floor", "engine floor"),
             ("duckdb", "DuckDB reference")]
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes) + 1.5, 4.2), squeeze=False)
+    colors = {"warm": "#1f77b4", "fresh": "#aec7e8", "floor": "#2ca02c", "duckdb": "#ff7f0e"}
     for ax, s in zip(axes[0], sizes):
-        values = [s[k]["wall_s"] for k, _ in keys]
-        bars = ax.bar(range(len(keys)), values, color=["#1f77b4", "#aec7e8", "#2ca02c", "#ff7f0e"])
+        shown = [(k, label) for k, label in keys if k in s]
+        values = [s[k]["wall_s"] for k, _ in shown]
+        bars = ax.bar(range(len(shown)), values, color=[colors[k] for k, _ in shown])
+        base, base_name = (s["metrics"]["floor_s"], "floor") if "floor_s" in s["metrics"] else (s["metrics"]["duckdb_s"], "DuckDB")
         for bar, v in zip(bars, values):
-            ax.annotate(f"{v:.1f} s\n{v / s['metrics']['floor_s']:.2f}x floor", (bar.get_x() + bar.get_width() / 2, v),
+            ax.annotate(f"{v:.1f} s\n{v / base:.2f}x {base_name}", (bar.get_x() + bar.get_width() / 2, v),
                         ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(keys)), [label for _, label in keys], rotation=20, ha="right", fontsize=8)
+        ax.set_xticks(range(len(shown)), [label for _, label in shown], rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("wall seconds (median)")
         ax.set_ylim(0, max(values) * 1.3)
         ax.set_title(f"{s['rows']:,} rows, -j {s['jobs']}", fontsize=10)
@@ -366,9 +392,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", "-j", type=int, default=2, help="-j of the pipelines (default 2)")
     parser.add_argument("--generator-rows", type=int, default=1_500_000, help="generator benchmark rows (0: skip)")
     parser.add_argument("--out", type=Path, help="results folder (default <project>/outputs/bench)")
+    parser.add_argument("--skip", default=os.environ.get("BENCH_SKIP", ""),
+                        help=f"comma-separated contenders to leave out, of {', '.join(SKIPPABLE)} (default $BENCH_SKIP)")
     args = parser.parse_args(argv)
+    skip = [name.strip() for name in args.skip.split(",") if name.strip()]
+    unknown = sorted(set(skip) - set(SKIPPABLE))
+    if unknown:
+        parser.error(f"--skip: {', '.join(unknown)} cannot be skipped (only {', '.join(SKIPPABLE)})")
     results = run_benchmarks(_sizes(args.sizes), max(1, args.runs), args.jobs, args.generator_rows,
-                             log=lambda line: print(line, file=sys.stderr, flush=True))
+                             log=lambda line: print(line, file=sys.stderr, flush=True), skip=skip)
     print(render(results))
     if args.out is None:
 

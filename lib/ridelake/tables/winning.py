@@ -131,11 +131,23 @@ def _plain(table: pa.Table) -> pa.Table:
     return pa.table({c: silver._decoded(table[c]) for c in table.column_names})
 
 
+#: Rows of keys the winner rule decides at once: more are split into buckets of ``booking_id``
+#: (the rule is per booking id), each decided on its own, so the sort and hash tables it builds
+#: stay this size (at 15M rows one whole decision took 3.8 GB).
+DECIDE_ROWS = 2_000_000
+
+
 def _decide(snapshot_id: int | None) -> tuple[Decided, dict[str, pa.Table]]:
     """Decide the winners of the current ``bronze.booking`` in memory: the decision and the keys per month."""
     all_keys = _read_keys()
-    won = silver.decide_winners(all_keys)
     months_all = pc.value_counts(silver._decoded(all_keys["extraction_month"])).to_pylist()
+    buckets = -(-all_keys.num_rows // DECIDE_ROWS)
+    if buckets <= 1:
+        won = silver.decide_winners(all_keys)
+    else:
+        which = catalog.bucket_of(all_keys["booking_id"], buckets)
+        won = pa.concat_tables([silver.decide_winners(all_keys.filter(pa.array(which == b))) for b in range(buckets)])
+    del all_keys
     won_month = silver._decoded(won["extraction_month"])
     per: dict[str, pa.Table] = {}
     for item in pc.value_counts(won_month).to_pylist():

@@ -53,10 +53,10 @@ from ridelake.core.engines.base import (
     stamp_notebook,
 )
 from ridelake.core.engines.pool import AttachedKernelManager, PoolSpec, Slot, lease
-from ridelake.core.procmem import peak_mib, reset_peak
+from ridelake.core.procmem import peak_mib, reset_peak, rss_mib
 from ridelake.errors import ExecutionError
 
-__all__ = ["DEFAULT_PRELOAD", "PAPERMILL_ENGINE", "KernelProblem", "WarmEngine", "notebook_imports"]
+__all__ = ["DEFAULT_PRELOAD", "MAX_RSS_MIB", "PAPERMILL_ENGINE", "KernelProblem", "WarmEngine", "notebook_imports"]
 
 #: Imported in every warm kernel at start (on top of what the notebooks import).
 DEFAULT_PRELOAD = ("pandas", "pyarrow", "pyarrow.parquet", "pyiceberg.catalog.sql", "pyiceberg.table",
@@ -443,9 +443,16 @@ class _Kernel:
         if broken is None and self.slot is not None:
             self.slot.dirty(False)
         self._copy_log(offset, task)
+        held = rss_mib(self.pid) if broken is None and eng.max_rss_mib and self.pid else None
         if broken is not None:
             self._note(task, f"kernel {self.index}.{self.started} replaced: {broken}")
             self._kill()
+        elif held is not None and held > eng.max_rss_mib:
+            # memory the allocators keep after a large notebook would add to the next one's peak
+            self._note(task, f"kernel {self.index}.{self.started} replaced: it held {held:,.0f} MiB after the "
+                             f"notebook (more than RIDELAKE_KERNEL_MAX_RSS_MIB={eng.max_rss_mib:,.0f})")
+            self._kill()
+            self.start_soon()  # on this kernel's thread, before its next notebook
         return self._finish(task, started, error, cell, retryable, peak)
 
     def _note(self, task: Task, line: str) -> None:
@@ -505,6 +512,12 @@ class _Kernel:
             self.slot = None
 
 
+#: A warm kernel holding more than this (MiB) after a notebook is replaced: a kernel with its
+#: imports holds 200-600 MiB between notebooks; what a large notebook's allocators keep beyond
+#: that would add to the next notebook's peak (at 15M rows, 1.8 GB of it).
+MAX_RSS_MIB = 1024.0
+
+
 class WarmEngine:
     """Run notebooks on warm kernels, one per slot (see the module doc).
 
@@ -522,6 +535,9 @@ class WarmEngine:
         start: start the first kernel now, in the background (else when the first notebook runs).
         pool: take kernels from this pool and hand them back at the end, still running
             (:mod:`ridelake.core.engines.pool`); None: the kernels end with the engine.
+        max_rss_mib: a kernel still holding more than this (MiB, resident) after a notebook and
+            its reset is replaced (default ``RIDELAKE_KERNEL_MAX_RSS_MIB``, else
+            :data:`MAX_RSS_MIB`; 0: never).
     """
 
     def __init__(
@@ -536,8 +552,12 @@ class WarmEngine:
         check_kernel: bool = True,
         start: bool = True,
         pool: PoolSpec | None = None,
+        max_rss_mib: float | None = None,
     ) -> None:
         self.kernel_name = kernel_name
+        if max_rss_mib is None:
+            max_rss_mib = float(os.environ.get("RIDELAKE_KERNEL_MAX_RSS_MIB") or MAX_RSS_MIB)
+        self.max_rss_mib = max_rss_mib
         self.preload = tuple(dict.fromkeys(preload))
         self.start_timeout = start_timeout
         self.execution_timeout = execution_timeout
