@@ -429,3 +429,16 @@ def test_resolve_run_by_prefix(tmp_path: Path) -> None:
         resolve_run(runs, "20260101")
     with pytest.raises(ConfigError, match="no run"):
         resolve_run(runs, "2030")
+
+
+def test_kernels_get_the_project_process_env_unless_the_user_set_it(project: Path, monkeypatch) -> None:
+    """FakeProject is a RideBookings: Arrow's jemalloc pool for every kernel process it starts."""
+    import sys
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    result, _, _ = _run(project, FakeEngine(), dry_run=True, stages=(Stage("x", ("silver/customer",)),))
+    assert result.exit_code == 0
+    assert os.environ.get("ARROW_DEFAULT_MEMORY_POOL") == (None if sys.platform == "win32" else "jemalloc")
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+    _run(project, FakeEngine(), dry_run=True, stages=(Stage("x", ("silver/customer",)),))
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system"

@@ -148,6 +148,10 @@ def _env(project: Path, warehouse: Path) -> dict[str, str]:
     for var in ("RIDELAKE_CATALOG_URI", "RIDELAKE_RECEIPT_FILE", "RIDELAKE_READS", "RIDELAKE_WRITES",
                 "RIDELAKE_KERNEL_IDLE"):
         env.pop(var, None)
+    from ridelake.tables.adapter import RideBookings  # the floor's process gets what kernels get
+
+    for name, value in RideBookings(project).process_env().items():
+        env.setdefault(name, value)
     return env
 
 

@@ -100,6 +100,12 @@ class Project(Protocol):
         """Variables every kernel of a run receives (where the warehouse and catalog are)."""
         ...
 
+    def process_env(self) -> dict[str, str]:
+        """Variables a kernel *process* needs from its start (read when a library loads, e.g. an
+        allocator's): the runner sets each one not already set before it starts kernels, so
+        they reach every engine and the warm-kernel pool's identity. Optional."""
+        ...
+
     def catalog(self) -> str | None:
         """The catalog as run records show it, credentials masked (None: the project's default)."""
         ...

@@ -577,6 +577,9 @@ def execute(
     if request.retries < 0:
         raise ParameterError(f"--retries must be 0 or more, got {request.retries}")
 
+    # kernel processes inherit the project's process settings (one the user set wins)
+    for name, value in (getattr(project, "process_env", None) or dict)().items():
+        os.environ.setdefault(name, value)
     # 1-2. parameters and plan; the default engine's kernels start meanwhile, in the background
     if engine is None and executor is None and not request.dry_run:
         sure_to_run = request.force or request.from_failure or any(st.selectors for st in request.stages)

@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import sqlite3
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -174,6 +175,10 @@ class RideBookings:
         if os.environ.get("RIDELAKE_WAREHOUSE"):
             return config.warehouse_location()
         return str(Path(self.root) / "warehouse")
+
+    def process_env(self) -> dict[str, str]:
+        """Arrow's jemalloc pool from the kernel's start (:mod:`ridelake.tables.arrowmem`)."""
+        return {} if sys.platform == "win32" else {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}  # no jemalloc there
 
     def kernel_env(self) -> dict[str, str]:
         """The warehouse and catalog the kernels must use (only what the user set)."""

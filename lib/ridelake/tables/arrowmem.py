@@ -4,9 +4,10 @@ Measured on a whole run at 1.5M rows (``outputs/runs/<id>/run.json``, ``peak_rss
 largest notebook peaked at 1,375 MiB on pyarrow's default mimalloc pool, 1,219 MiB on the system
 allocator and 1,066 MiB on jemalloc: jemalloc hands freed pages back (Arrow sets a short decay),
 the others keep them for the next allocation, and a warm kernel carries that from one notebook to
-the next. Freed pages go back at once (decay 0): at 15M rows that took 200 MB off what a
-kernel holds between notebooks. ``ARROW_DEFAULT_MEMORY_POOL``, when set, wins (it is Arrow's
-own switch).
+the next. ``ARROW_DEFAULT_MEMORY_POOL``, when set, wins (it is Arrow's own switch, read when
+pyarrow loads: the runner sets it for kernels, :meth:`RideBookings.process_env
+<ridelake.tables.adapter.RideBookings.process_env>`; a process that did not, such as a notebook
+opened in JupyterLab, switches here).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ def configure() -> str:
         if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
             try:
                 pa.set_memory_pool(pa.jemalloc_memory_pool())
-                pa.jemalloc_set_decay_ms(0)  # freed pages go back at once (it holds for arenas made from now on)
             except (NotImplementedError, AttributeError):  # a build without jemalloc (e.g. Windows)
                 pass
         _done.append(pa.default_memory_pool().backend_name)
