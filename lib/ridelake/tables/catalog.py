@@ -378,9 +378,11 @@ def _stream(scan: Any) -> Iterator[Any]:
     columns of one table); this reads the planned files in order with the same per-file reader
     (projection, row filter, deletes and schema resolution are pyiceberg's own).
     """
-    import pyarrow as pa  # only where Arrow is used
-    from pyiceberg.io.pyarrow import ArrowScan, _read_all_delete_files, schema_to_pyarrow
-
+    try:
+        from pyiceberg.io.pyarrow import ArrowScan, _read_all_delete_files, schema_to_pyarrow
+    except ImportError:  # another pyiceberg (requirements.txt pins 0.12): its own reader
+        yield from scan.to_arrow_batch_reader()
+        return
     projected = scan.projection()
     reader = ArrowScan(scan.table_metadata, scan.io, projected, scan.row_filter, scan.case_sensitive, scan.limit)
     per_file = getattr(reader, "_record_batches_from_scan_tasks_and_deletes", None)
@@ -391,7 +393,7 @@ def _stream(scan: Any) -> Iterator[Any]:
         else:
             batches = per_file([task], _read_all_delete_files(scan.io, [task]))
         for batch in batches:
-            yield pa.Table.from_batches([batch]).cast(target).to_batches()[0] if batch.schema != target else batch
+            yield batch if batch.schema == target else batch.cast(target)
 
 
 def _small_strings(data: Any) -> Any:
