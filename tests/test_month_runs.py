@@ -82,6 +82,7 @@ def test_tiny_batches_and_month_splits_give_the_same_tables(deliveries, whole, w
     monkeypatch.setattr(csvlines, "split_lines", counted)
     monkeypatch.setattr(source, "ROW_GROUP", 50)
     monkeypatch.setattr(source, "BUFFERED_ROWS", 120)
+    monkeypatch.setattr(winning, "DECIDE_ROWS", 150)  # the winner rule decided in buckets of booking ids
     totals = winning.customer_totals
 
     monkeypatch.setattr(winning, "customer_totals", lambda compact_at=300: totals(compact_at))
