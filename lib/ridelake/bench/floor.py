@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from ridelake.core.dag import load_pipeline
 from ridelake.core.procmem import peak_mib, reset_peak
 from ridelake.core.protocol import ENV
@@ -65,7 +65,7 @@ def _render_figures() -> None:
     plt.close("all")
 
 
-def run(overrides: Mapping[str, Any], log: Any = None) -> dict[str, float]:
+def run(overrides: Mapping[str, Any], log: Callable[[str], None] | None = None) -> dict[str, float]:
     """Run the whole pipeline of the current project in this process.
 
     Args:

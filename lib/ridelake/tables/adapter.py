@@ -177,7 +177,7 @@ class RideBookings:
         return str(Path(self.root) / "warehouse")
 
     def process_env(self) -> dict[str, str]:
-        """Arrow's jemalloc pool from the kernel's start (:mod:`ridelake.tables.arrowmem`)."""
+        """Arrow's jemalloc pool from the kernel's start (why: :mod:`ridelake.tables.arrowmem`)."""
         return {} if sys.platform == "win32" else {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}  # no jemalloc there
 
     def kernel_env(self) -> dict[str, str]:
