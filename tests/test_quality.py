@@ -141,6 +141,25 @@ def test_multi_column_unique_ignores_rows_with_a_null_key():
     assert run(check, frame.iloc[:3])["passed"]
 
 
+def test_relationship_to_a_reference_with_repeated_and_null_values():
+    check = quality.Relationship("fk", "fact", "ref")
+    ref = pd.DataFrame({"ref": pd.Series(["B1", "B1", None, "B2"], dtype="str")})
+    frame = pd.DataFrame({"id": [1, 2, 3, 4], "fk": pd.Series(["B2", "B1", None, "B1"], dtype="str")})
+    assert run(check, frame, {"fact": ref})["passed"]
+    bad = run(check, frame.assign(fk=pd.Series(["B2", "B9", None, "B1"], dtype="str")), {"fact": ref})
+    assert not bad["passed"] and bad["failures"] == 1 and bad["sample"] == "id=2"
+
+
+def test_multi_column_unique_of_strings_finds_the_repeated_rows():
+    check = quality.Unique("f", "m", "r")
+    frame = pd.DataFrame({"id": range(5), "f": pd.Series(["x.csv"] * 5, dtype="str"),
+                          "m": pd.Series(["2024-01", "2024-01", "2024-02", "2024-02", "2024-01"], dtype="str"),
+                          "r": [1, 2, 1, 2, 3]})
+    assert run(check, frame)["passed"]
+    bad = run(check, frame.assign(r=[1, 2, 1, 2, 2]))
+    assert not bad["passed"] and bad["failures"] == 2 and bad["sample"] == "id=1; id=4"
+
+
 def test_missing_column_fails_the_checks_on_it():
     frame = pd.DataFrame({"id": [1, 2]})
     report = quality.run_checks([quality.NotNull("v"), quality.Unique("id", "v"), quality.Unique("id")],

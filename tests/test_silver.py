@@ -596,3 +596,31 @@ def test_created_at_is_the_earliest_of_existing_rows_of_the_same_booking(sample:
     out = sv.build_booking(sv.winning_rows(bronze_frames(sample)["bronze.booking"], keys), dims, twice, T1, None)
     created = out.set_index("booking_id")["created_at"]
     assert created["B3"] == pd.Timestamp("2023-06-01", tz="UTC") and created["B1"] == T0
+
+
+def test_earliest_by_key_takes_each_keys_earliest_stamp_in_any_row_order() -> None:
+    ts = pd.Timestamp
+    keys = pd.Series(["b", "a", "b", "c", "a", None, "d"], dtype="str")
+    created = pd.Series([ts("2024-03-01"), ts("2024-05-01"), ts("2024-01-01"), pd.NaT, ts("2024-02-01"),
+                         ts("2024-04-01"), ts("2024-06-01")], dtype="datetime64[us]")
+    wanted = pd.Series(["a", "b", "c", "x", None, "d"], dtype="str")
+    got = sv._earliest_by_key(wanted, keys, created)
+    # a group-by minimum (NaT skipped) joined on the key, a null key matching a null key
+    assert got.tolist()[:3] == [ts("2024-02-01"), ts("2024-01-01"), pd.NaT] and pd.isna(got[2]) and pd.isna(got[3])
+    assert got[4] == ts("2024-04-01") and got[5] == ts("2024-06-01")
+    in_order = sv._earliest_by_key(wanted, keys.iloc[[2, 0, 4, 1, 3, 5, 6]].reset_index(drop=True),
+                                   created.iloc[[2, 0, 4, 1, 3, 5, 6]].reset_index(drop=True))
+    assert in_order.equals(got)
+    assert sv._earliest_by_key(wanted, keys.iloc[:0], created.iloc[:0]).isna().all()
+
+
+@pytest.mark.parametrize("columns", [["m", "k"], ["k"], ["n", "k"]])
+def test_sort_rows_is_pandas_stable_sort(columns) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"m": pd.Series(rng.choice(["2024-02", "2024-01", None], 200), dtype="str"),
+                          "k": pd.Series([f"B{v}" for v in rng.integers(0, 50, 200)], dtype="str"),
+                          "n": pd.Series(rng.integers(0, 4, 200), dtype="Int64").mask(rng.random(200) < 0.1),
+                          "row": np.arange(200)}, index=rng.permutation(200))
+    got = sv.sort_rows(frame, columns)
+    want = frame.sort_values(columns, kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
