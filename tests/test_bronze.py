@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -168,3 +169,37 @@ def test_write_scope_and_rejected_scope():
     assert bronze.write_scope("f.csv", ["2024-01"]) == {"source_file": "f.csv", "extraction_month": ["2024-01"]}
     assert bronze.rejected_scope("f.csv", None) == {"source_file": "f.csv"}
     assert bronze.rejected_scope("f.csv", "2024-01") == {"source_file": "f.csv", "extraction_month": ["2024-01", None]}
+
+
+def _location_by_concat_and_sort(delivery: pd.DataFrame) -> pd.DataFrame:
+    """The first implementation of ``bronze.location`` (ordered by delivery row, then pickup
+    first): the oracle for the take-based one."""
+    meta = ["booking_id", "source_row", "source_file", "extraction_date", "extraction_month"]
+    pos = np.arange(len(delivery))
+    pickup = delivery[meta].assign(location_name=delivery["pickup_location"], location_type="pickup", _p=pos)
+    drop = delivery[meta].assign(location_name=delivery["drop_location"], location_type="drop", _p=pos)
+    both = pd.concat([pickup, drop], ignore_index=True)
+    order = both["location_type"].map({"pickup": 0, "drop": 1})
+    return (both.assign(_o=order).sort_values(["_p", "_o"], kind="stable").drop(columns=["_o", "_p"])
+            .reset_index(drop=True))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_location_equals_the_concat_and_sort_path(shuffle) -> None:
+    rng = np.random.default_rng(11)
+    n = 60
+    delivery = pd.DataFrame({
+        "booking_id": pd.Series([f"CNR{i:07d}" for i in range(n)], dtype="str"),
+        "source_row": np.arange(1, n + 1, dtype="int64"),
+        "source_file": pd.Series(["f.csv"] * n, dtype="str"),
+        "extraction_date": pd.Series(pd.Timestamp("2024-12-31"), index=range(n)).astype("datetime64[us]"),
+        "extraction_month": pd.Series(rng.choice(["2024-01", "2024-02"], n), dtype="str"),
+        "pickup_location": pd.Series(rng.choice(["AIIMS", "Saket", None], n), dtype="str"),
+        "drop_location": pd.Series(rng.choice(["Akshardham", "Rohini", None], n), dtype="str"),
+    })
+    if shuffle:  # rows out of file order (months loaded one after another), one source_row repeated
+        delivery = delivery.sample(frac=1, random_state=3).reset_index(drop=True)
+        delivery.loc[5, "source_row"] = delivery.loc[9, "source_row"]
+    got = bronze.location(delivery)
+    pd.testing.assert_frame_equal(got, _location_by_concat_and_sort(delivery))
+    assert bronze.location(delivery.iloc[:0]).empty and list(bronze.location(delivery.iloc[:1])["location_type"]) == ["pickup", "drop"]

@@ -29,7 +29,7 @@ import pandas as pd
 from ridelake.core.files import current_user
 from ridelake.core.protocol import ENV
 from ridelake.core.redact import redact, redact_text
-from ridelake.tables import config, partitions, storage, writes
+from ridelake.tables import config, icebergfix, storage, writes
 from ridelake.errors import CatalogError
 from ridelake.tables.schemas import NAMESPACES, TABLES, TableSpec, table_spec
 
@@ -607,7 +607,7 @@ def write_table(
     """
     from pyiceberg.expressions import AlwaysTrue  # heavy (pyiceberg): only where used
 
-    partitions.install()  # one pass over the rows to split them by month, not one per month
+    icebergfix.install()  # a split by month in one pass; the history not copied per read
     table = load_table(identifier)
     data = to_arrow(identifier, frame)
     before = table.current_snapshot()

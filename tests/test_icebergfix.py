@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ridelake.tables import partitions
+from ridelake.tables import icebergfix as partitions
 
 pio = pytest.importorskip("pyiceberg.io.pyarrow")
 from pyiceberg.partitioning import PartitionField, PartitionSpec  # noqa: E402
@@ -64,3 +64,35 @@ def test_install_replaces_pyiceberg_split_once():
     assert partitions.install() and partitions.install()
     assert pio._determine_partitions is partitions.split_partitions
     assert partitions._original is not partitions.split_partitions and partitions._original is not None
+
+
+def _metadata_dump(metadata) -> dict:
+    return metadata.model_dump()
+
+
+def test_transaction_metadata_is_computed_once_per_state_and_equals_pyiceberg(tmp_path):
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.update import update_table_metadata
+
+    partitions.install()
+    assert Transaction.__dict__["table_metadata"].fget is partitions.cached_table_metadata
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}")
+    catalog.create_namespace("n")
+    table = catalog.create_table("n.t", schema=SCHEMA, partition_spec=SPEC)
+    for i in range(3):  # some history
+        table.append(_table(["2024-01", "2024-02"] * (i + 1)))
+    tx = table.transaction()
+    first = tx.table_metadata
+    assert tx.table_metadata is first  # nothing staged since: the same object, not another deep copy
+    assert _metadata_dump(first) == _metadata_dump(update_table_metadata(table.metadata, tx._updates))
+    tx.set_properties(owner="test")
+    staged = tx.table_metadata
+    assert staged is not first and staged.properties["owner"] == "test" and "owner" not in first.properties
+    assert _metadata_dump(staged) == _metadata_dump(update_table_metadata(table.metadata, tx._updates))
+    tx.commit_transaction()
+    # an overwrite through the cached path commits what it should
+    table.overwrite(_table(["2024-03"] * 4), overwrite_filter="month = '2024-01'")
+    rows = table.scan().to_arrow()
+    assert sorted(set(rows["month"].to_pylist())) == ["2024-02", "2024-03"] and table.properties["owner"] == "test"
+    assert len(table.metadata.snapshots) == 3 + 2  # three appends, then a delete and an append
