@@ -407,7 +407,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                              log=lambda line: print(line, file=sys.stderr, flush=True), skip=skip)
     print(render(results))
     if args.out is None:
-
         args.out = project_root() / "outputs" / "bench"
     args.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2)

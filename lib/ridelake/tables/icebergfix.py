@@ -28,8 +28,8 @@ import numpy as np
 
 __all__ = ["split_partitions", "cached_table_metadata", "install"]
 
+#: pyiceberg's own split, for specs of more than one field (set by :func:`install`).
 _original: Any = None
-_metadata_property: Any = None
 
 
 def split_partitions(spec: Any, schema: Any, arrow_table: Any) -> Iterator[Any]:
@@ -50,7 +50,9 @@ def split_partitions(spec: Any, schema: Any, arrow_table: Any) -> Iterator[Any]:
     from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
 
     if len(spec.fields) != 1:
-        yield from _original(spec, schema, arrow_table)
+        import pyiceberg.io.pyarrow as pio
+
+        yield from (_original if _original is not None else pio._determine_partitions)(spec, schema, arrow_table)
         return
     field = spec.fields[0]
     source = schema.find_field(field.source_id)
@@ -110,7 +112,7 @@ def install() -> bool:
     Returns:
         Whether they are in place (False: this pyiceberg lacks what they replace; its own stays).
     """
-    global _original, _metadata_property
+    global _original
     import pyiceberg.io.pyarrow as pio
     from pyiceberg.table import Transaction
 
@@ -122,6 +124,5 @@ def install() -> bool:
         _original = current
         pio._determine_partitions = split_partitions
     if prop.fget is not cached_table_metadata:
-        _metadata_property = prop
         Transaction.table_metadata = property(cached_table_metadata)
     return True
