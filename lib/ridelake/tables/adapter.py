@@ -41,7 +41,7 @@ WRITE = "write"
 _S3_SETTINGS = ("RIDELAKE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 #: A whole run partitions by month a delivery file at least this large (about 1.7M rows). Below
-#: it a whole-file notebook stays under ~1.3 GB (1,154-1,305 MiB measured at 1.5M rows, 244 MiB), and a
+#: it a whole-file notebook stays within 1.5 GB (1,154-1,305 MiB measured at 1.5M rows, 244 MiB), and a
 #: whole run is twice as fast as month by month (38 s against 81 s at 1.5M rows: each execution
 #: has a fixed cost, and 12 months x 13 notebooks are 156 executions).
 PARTITION_BYTES = 288 * 2**20
