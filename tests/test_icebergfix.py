@@ -97,3 +97,18 @@ def test_transaction_metadata_is_computed_once_per_state_and_equals_pyiceberg(tm
     rows = table.scan().to_arrow()
     assert sorted(set(rows["month"].to_pylist())) == ["2024-02", "2024-03"] and table.properties["owner"] == "test"
     assert len(table.metadata.snapshots) == 3 + 2  # three appends, then a delete and an append
+
+
+def test_opening_the_catalog_installs_both_fixes(warehouse):
+    """In a new process (nothing installed yet): opening ridelake's catalog puts both in place."""
+    import subprocess
+    import sys
+
+    code = ("import pyiceberg.io.pyarrow as pio; from pyiceberg.table import Transaction;"
+            "from ridelake.tables import catalog, icebergfix;"
+            "assert pio._determine_partitions is not icebergfix.split_partitions;"
+            "catalog.get_catalog();"
+            "assert pio._determine_partitions is icebergfix.split_partitions;"
+            "assert Transaction.__dict__['table_metadata'].fget is icebergfix.cached_table_metadata")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -136,6 +136,7 @@ def get_catalog(warehouse: str | None = None, uri: str | None = None) -> Any:
     key = (uri, location)
     with _lock:
         if key not in _catalogs:
+            icebergfix.install()  # every commit through it: one-pass month splits, history not re-copied
             if config.is_local_warehouse(location):
                 Path(location).mkdir(parents=True, exist_ok=True)
             fresh = not exists(location, uri)
@@ -607,7 +608,6 @@ def write_table(
     """
     from pyiceberg.expressions import AlwaysTrue  # heavy (pyiceberg): only where used
 
-    icebergfix.install()  # a split by month in one pass; the history not copied per read
     table = load_table(identifier)
     data = to_arrow(identifier, frame)
     before = table.current_snapshot()

@@ -16,7 +16,8 @@
   computes it once per state of the transaction (the table's metadata and its staged updates,
   both immutable), as upstream's apache/iceberg-python#3784 does.
 
-:func:`install` puts both in place once per process (the catalog calls it before a write).
+:func:`install` puts both in place once per process (the catalog calls it when it opens a
+catalog, so every commit of ridelake goes through them: writes, rollbacks, maintenance).
 Tests compare each with what it replaces.
 """
 

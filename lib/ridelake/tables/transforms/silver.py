@@ -224,9 +224,7 @@ def _earliest_by_key(wanted: pd.Series, keys: pd.Series, created: pd.Series) -> 
     if len(order_by) > 1 and bool((order_by[1:] < order_by[:-1]).any()):
         order = np.argsort(order_by, kind="stable")
         have, stamps = have.take(pa.array(order)), stamps[order]
-    where = pc.index_in(pa.array(wanted, from_pandas=True), value_set=have)
-    if isinstance(where, pa.ChunkedArray):
-        where = where.combine_chunks()
+    where = pc.index_in(pa.array(wanted, from_pandas=True), value_set=have)  # an Array or a ChunkedArray
     found = ~np.asarray(where.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     out = np.full(len(wanted), np.datetime64("NaT"), dtype="datetime64[us]")
     out[found] = stamps[where.to_numpy(zero_copy_only=False)[found].astype("int64")]
